@@ -1,0 +1,260 @@
+"""One visual-search episode as a state machine (SPEC 1, 3).
+
+Feed it the model's turns with :meth:`Episode.step`; it parses the action, runs the
+tool on the raw source image, returns the next observation, and ends the episode
+with a recorded ``termination_reason`` when the policy answers, stops, or a budget
+runs out. Both framework adapters drive this class.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from PIL import Image
+
+from . import prompts
+from .actions import ORIGINAL, ActionError, Answer, Invalid, ToolCall, Zoom, parse_action
+from .crops import CropRules
+from .images import ViewRules, resize_for_model
+from .tools import ZoomTool, get_tool
+
+__all__ = [
+    "TERMINATION_REASONS", "OVERTURN_REASONS", "EpisodeConfig", "Observation", "TurnRecord",
+    "Episode",
+]
+
+TERMINATION_REASONS = ("answered", "no_answer", "turn_limit", "image_limit", "context_limit")
+#: Budget ran out while the policy was still acting (SPEC 3): masked by default.
+OVERTURN_REASONS = frozenset({"turn_limit", "image_limit", "context_limit"})
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """Budgets and rules of an episode. Defaults follow the released training code."""
+
+    max_turns: int = 6
+    """Assistant turns allowed (6 at training, up to 32 at test time)."""
+    max_images: int = 32
+    """Images in the context, the original included."""
+    max_context_tokens: int | None = 32_768
+    """Context budget in tokens; ``None`` disables the check."""
+    dialect: str = "minio3"
+    coords: str = "relative"
+    clamp: bool = False
+    """Clamp out-of-range boxes (released behaviour) instead of rejecting them."""
+    masked_reasons: frozenset[str] = OVERTURN_REASONS
+    tools: tuple[str, ...] = ("zoom",)
+    crop: CropRules = CropRules()
+    view: ViewRules = ViewRules()
+    image_patch: int = 28
+    """Pixels per image token side when estimating image tokens (Qwen2.5-VL: 28)."""
+
+    def __post_init__(self) -> None:
+        if self.max_turns < 1:
+            raise ValueError(f"EpisodeConfig.max_turns must be >= 1, got {self.max_turns}")
+        if self.max_images < 1:
+            raise ValueError(f"EpisodeConfig.max_images must be >= 1, got {self.max_images}")
+        unknown = set(self.masked_reasons) - set(TERMINATION_REASONS)
+        if unknown:
+            raise ValueError(f"EpisodeConfig.masked_reasons: unknown reasons {sorted(unknown)}; expected from {TERMINATION_REASONS}")
+        object.__setattr__(self, "masked_reasons", frozenset(self.masked_reasons))
+        object.__setattr__(self, "tools", tuple(self.tools))
+
+    def image_tokens(self, size: tuple[int, int]) -> int:
+        return math.ceil(size[0] / self.image_patch) * math.ceil(size[1] / self.image_patch)
+
+
+@dataclass
+class Observation:
+    """What the environment returns after a turn that did not end the episode."""
+
+    text: str
+    """Text for the observation turn (user turn in minio3, tool message in hermes)."""
+    image: Image.Image | None = None
+    """Model-facing image (resized to the pixel budget), ``None`` after an error."""
+    index: int | None = None
+    """Observation number (``observation_<index>``), ``None`` after an error."""
+    error: str | None = None
+
+
+@dataclass
+class TurnRecord:
+    turn: int
+    kind: str
+    """``zoom``, ``answer``, ``invalid``, ``none`` or another tool's name."""
+    source: str | None = None
+    box: tuple[int, int, int, int] | None = None
+    """Crop box in raw pixels of ``source``."""
+    box_in_original: tuple[int, int, int, int] | None = None
+    """The same region in raw pixels of the original image, when it maps there."""
+    error: str | None = None
+
+
+class Episode:
+    """State of one rollout over one image. Not thread-safe; one per rollout."""
+
+    def __init__(
+        self,
+        original: Image.Image,
+        config: EpisodeConfig = EpisodeConfig(),
+        *,
+        first_view: Image.Image | None = None,
+        token_counter: Callable[[str], int] | None = None,
+        prompt_tokens: int = 0,
+    ):
+        self.config = config
+        self.token_counter = token_counter
+        self.context_tokens = prompt_tokens
+        first_view = first_view if first_view is not None else resize_for_model(original, config.view, first=True)
+        # raw images by source name; crops are cut from these, never from the views
+        self._raw: dict[str, Image.Image] = {ORIGINAL: original}
+        self._view_sizes: dict[str, tuple[int, int]] = {ORIGINAL: first_view.size}
+        # where each source sits in the original: (x0, y0, scale_x, scale_y) or None
+        self._origin: dict[str, tuple[float, float, float, float] | None] = {ORIGINAL: (0.0, 0.0, 1.0, 1.0)}
+        self._tools = {name: (ZoomTool(config.crop) if name == "zoom" else get_tool(name)) for name in config.tools}
+        self.turns = 0
+        self.num_observations = 0
+        self.invalid_actions = 0
+        self.tool_calls = 0
+        self.records: list[TurnRecord] = []
+        self.termination_reason: str | None = None
+        self.answer: str | None = None
+        if token_counter is not None and not prompt_tokens:
+            self.context_tokens = config.image_tokens(first_view.size)
+
+    # -- state -------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self.termination_reason is not None
+
+    @property
+    def is_overturn(self) -> bool:
+        """True when the episode should leave the policy gradient (SPEC 3)."""
+        return self.termination_reason in self.config.masked_reasons
+
+    @property
+    def num_images(self) -> int:
+        return 1 + self.num_observations
+
+    def raw_image(self, source: str) -> Image.Image:
+        return self._raw[source]
+
+    def terminate(self, reason: str) -> None:
+        """End the episode from outside (e.g. the framework hit its response-length cap)."""
+        if reason not in TERMINATION_REASONS:
+            raise ValueError(f"unknown termination reason {reason!r}; expected one of {TERMINATION_REASONS}")
+        if self.termination_reason is None:
+            self.termination_reason = reason
+
+    # -- the loop ------------------------------------------------------------
+    def step(self, model_text: str, *, context_tokens: int | None = None) -> Observation | None:
+        """Consume one assistant turn; return the next observation or ``None`` when done.
+
+        ``context_tokens`` is the exact context length so far when the caller knows it
+        (verl does); otherwise the injected ``token_counter`` keeps a running count.
+        """
+        if self.done:
+            raise RuntimeError(f"episode already ended ({self.termination_reason})")
+        self.turns += 1
+        context_full = self._count(model_text, context_tokens)
+        action = parse_action(
+            model_text, dialect=self.config.dialect, num_observations=self.num_observations,
+            coords=self.config.coords, view_sizes=self._view_sizes, clamp=self.config.clamp,
+        )
+        if isinstance(action, Answer):
+            self.answer = action.text
+            self.records.append(TurnRecord(self.turns, "answer"))
+            self.termination_reason = "answered"
+            return None
+        if context_full:  # the turn itself filled the context: the policy could not finish
+            self._record_action(action)
+            self.termination_reason = "context_limit"
+            return None
+        if isinstance(action, Invalid) and not action.attempted:
+            self.records.append(TurnRecord(self.turns, "none", error=action.reason))
+            self.termination_reason = "no_answer"
+            return None
+        if self.turns >= self.config.max_turns:
+            self._record_action(action)
+            self.termination_reason = "turn_limit"
+            return None
+        if isinstance(action, Invalid):
+            return self._error(action.reason)
+        if self.num_images >= self.config.max_images:
+            self._record_action(action)
+            self.termination_reason = "image_limit"
+            return None
+        obs = self._execute(action)
+        if obs.image is not None and self.config.max_context_tokens is not None:
+            self.context_tokens += self.config.image_tokens(obs.image.size)
+            if self.token_counter is not None:
+                self.context_tokens += self.token_counter(obs.text)
+            if self.context_tokens >= self.config.max_context_tokens:
+                self.termination_reason = "context_limit"
+                return None
+        return obs
+
+    def _count(self, text: str, context_tokens: int | None) -> bool:
+        """Update the context length; True when it reached the budget."""
+        if context_tokens is not None:
+            self.context_tokens = context_tokens
+        elif self.token_counter is not None:
+            self.context_tokens += self.token_counter(text)
+        else:
+            return False
+        limit = self.config.max_context_tokens
+        return limit is not None and self.context_tokens >= limit
+
+    def _record_action(self, action: Any) -> None:
+        """Record an action that was not executed because the episode ended."""
+        kind = "invalid" if isinstance(action, Invalid) else action.name
+        self.records.append(TurnRecord(self.turns, kind, getattr(action, "source", None), error=getattr(action, "reason", None)))
+
+    def _error(self, message: str) -> Observation:
+        self.invalid_actions += 1
+        self.records.append(TurnRecord(self.turns, "invalid", error=message))
+        return Observation(prompts.error_text(self.turns - 1, message), error=message)
+
+    def _execute(self, action: Zoom | ToolCall) -> Observation:
+        tool = self._tools.get(action.name)
+        if tool is None:
+            return self._error(f"unknown tool {action.name!r}; available: {sorted(self._tools)}")
+        try:
+            args = {"bbox_2d": action.bbox} if isinstance(action, Zoom) else tool.check_arguments(action.arguments)
+            result = tool.apply(self._raw[action.source], args)
+        except ActionError as e:
+            return self._error(str(e))
+        self.num_observations += 1
+        self.tool_calls += 1
+        name = f"observation_{self.num_observations}"
+        self._raw[name] = result.image
+        view = resize_for_model(result.image, self.config.view)
+        self._view_sizes[name] = view.size
+        box_orig = None
+        origin = self._origin.get(action.source)
+        if result.box is not None and origin is not None:
+            ox, oy, sx, sy = origin
+            x0, y0, x1, y1 = result.box
+            box_orig = (round(ox + x0 * sx), round(oy + y0 * sy), round(ox + x1 * sx), round(oy + y1 * sy))
+            self._origin[name] = (ox + x0 * sx, oy + y0 * sy, sx, sy)
+        else:
+            self._origin[name] = None
+        self.records.append(TurnRecord(self.turns, action.name, action.source, result.box, box_orig))
+        return Observation(prompts.observation_text(self.turns - 1), view, self.num_observations)
+
+    # -- reporting -------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """Per-episode record: reason, counts, and every action with its boxes."""
+        return {
+            "termination_reason": self.termination_reason,
+            "is_overturn": self.is_overturn,
+            "turns": self.turns,
+            "zooms": sum(r.kind == "zoom" and r.box is not None for r in self.records),
+            "tool_calls": self.tool_calls,
+            "invalid_actions": self.invalid_actions,
+            "answer": self.answer,
+            "context_tokens": self.context_tokens,
+            "actions": [asdict(r) for r in self.records],
+        }
