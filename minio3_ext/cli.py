@@ -13,6 +13,9 @@ import sys
 #: Subcommand modules, in help order. Add a line to add a command.
 COMMANDS = [
     "synth",
+    "judge",
+    "eval",
+    "show",
     "doctor",
 ]
 

@@ -28,7 +28,7 @@ CoordSystem = Literal["relative", "thousand", "pixel"]
 DIALECTS = ("minio3", "hermes")
 COORD_SYSTEMS = ("relative", "thousand", "pixel")
 ORIGINAL = "original_image"
-_OBS_RE = re.compile(r"^observation[_ ]?(\d+)$")
+_OBS_RE = re.compile(r"^observation[_ ]?(\d{1,9})$")
 
 
 class ActionError(ValueError):
@@ -80,13 +80,13 @@ def parse_source(value: Any, num_observations: int | None) -> str:
     if value is None:
         return ORIGINAL
     if not isinstance(value, str):
-        raise ActionError(f"'source' must be a string like 'original_image' or 'observation_1', got {value!r}")
+        raise ActionError(f"'source' must be a string like 'original_image' or 'observation_1', got {_preview(value)}")
     name = value.strip().lower()
     if name in (ORIGINAL, "original", "image"):
         return ORIGINAL
     m = _OBS_RE.match(name)
     if m is None:
-        raise ActionError(f"unknown source {value!r}; use 'original_image' or 'observation_i'")
+        raise ActionError(f"unknown source {_preview(value)}; use 'original_image' or 'observation_i'")
     i = int(m.group(1))
     if i < 1 or (num_observations is not None and i > num_observations):
         have = "no observations exist yet" if not num_observations else f"only observation_1..observation_{num_observations} exist"
@@ -118,13 +118,13 @@ def parse_bbox(
     nums = []
     for v in value:
         if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-            raise ActionError(f"'bbox_2d' values must be numbers, got {v!r}")
+            raise ActionError(f"'bbox_2d' values must be numbers, got {_preview(v)}")
         try:
             f = float(v)
-        except ValueError:
-            raise ActionError(f"'bbox_2d' values must be numbers, got {v!r}") from None
+        except (ValueError, OverflowError):  # OverflowError: an integer too large for a float
+            raise ActionError(f"'bbox_2d' values must be numbers, got {_preview(v)}") from None
         if not math.isfinite(f):
-            raise ActionError(f"'bbox_2d' values must be finite numbers, got {v!r}")
+            raise ActionError(f"'bbox_2d' values must be finite numbers, got {_preview(v)}")
         nums.append(f)
     sx, sy = _coord_range(coords, view_size)
     lims = (sx, sy, sx, sy)
@@ -144,6 +144,14 @@ def _fmt(nums: Sequence[float]) -> str:
     return "[" + ", ".join(f"{v:g}" for v in nums) + "]"
 
 
+def _preview(value: Any, limit: int = 40) -> str:
+    """``repr`` cut to ``limit`` characters: error messages go back into the context."""
+    if isinstance(value, int) and value.bit_length() > 128:  # repr() of a huge int can raise
+        return "an integer too large to use"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _action_from_call(
     name: Any, args: Any, *, num_observations, coords, view_sizes, clamp,
 ) -> Action:
@@ -161,7 +169,8 @@ def _action_from_call(
         return Invalid(str(e))
     if not isinstance(name, str) or not name:
         return Invalid("tool call is missing its 'name'")
-    return ToolCall(name, dict(args), source)
+    # the source travels in ToolCall.source, not twice
+    return ToolCall(name, {k: v for k, v in args.items() if k != "source"}, source)
 
 
 def parse_action(

@@ -210,6 +210,8 @@ class Episode:
     def _record_action(self, action: Any) -> None:
         """Record an action that was not executed because the episode ended."""
         kind = "invalid" if isinstance(action, Invalid) else action.name
+        if isinstance(action, Invalid) and action.attempted:
+            self.invalid_actions += 1
         self.records.append(TurnRecord(self.turns, kind, getattr(action, "source", None), error=getattr(action, "reason", None)))
 
     def _error(self, message: str) -> Observation:
@@ -223,6 +225,9 @@ class Episode:
             return self._error(f"unknown tool {action.name!r}; available: {sorted(self._tools)}")
         try:
             args = {"bbox_2d": action.bbox} if isinstance(action, Zoom) else tool.check_arguments(action.arguments)
+        except (ActionError, ValueError, TypeError, KeyError) as e:  # model-written arguments never crash a rollout
+            return self._error(str(e) if isinstance(e, ActionError) else f"invalid arguments for {action.name!r}: {e}")
+        try:
             result = tool.apply(self._raw[action.source], args)
         except ActionError as e:
             return self._error(str(e))
@@ -242,7 +247,9 @@ class Episode:
         else:
             self._origin[name] = None
         self.records.append(TurnRecord(self.turns, action.name, action.source, result.box, box_orig))
-        return Observation(prompts.observation_text(self.turns - 1), view, self.num_observations)
+        text = prompts.observation_text(self.turns - 1, observation_index=self.num_observations,
+                                        dialect=self.config.dialect)
+        return Observation(text, view, self.num_observations)
 
     # -- reporting -------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -253,6 +260,7 @@ class Episode:
             "turns": self.turns,
             "zooms": sum(r.kind == "zoom" and r.box is not None for r in self.records),
             "tool_calls": self.tool_calls,
+            "images": self.num_images,
             "invalid_actions": self.invalid_actions,
             "answer": self.answer,
             "context_tokens": self.context_tokens,

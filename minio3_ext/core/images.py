@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Union
@@ -54,6 +53,8 @@ class ViewRules:
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB: alpha composited on white, 16-bit scaled."""
+    if "transparency" in img.info and img.mode in ("P", "L", "RGB"):
+        img = img.convert("RGBA")  # a transparent colour/index: composite like an alpha channel
     if img.mode == "RGB":
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
@@ -61,8 +62,6 @@ def to_rgb(img: Image.Image) -> Image.Image:
         hi = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max(initial=0.0)), 1.0)
         grey = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(grey, "L").convert("RGB")
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -74,23 +73,25 @@ def load_image(path: PathLike, *, max_decode_pixels: int = 250_000_000, max_aspe
     """Decode ``path`` fully into an RGB image, EXIF orientation applied.
 
     Raises :class:`ImageError` naming the file for anything unusable: missing,
-    not an image, truncated, larger than ``max_decode_pixels`` (decompression bombs).
+    not an image, truncated, larger than ``max_decode_pixels`` (decompression bombs;
+    Pillow's own ``Image.MAX_IMAGE_PIXELS`` guard applies too), or, when
+    ``max_aspect_ratio`` is given, too elongated.
     """
     name = os.fspath(path)
     im = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(name)
-            w, h = im.size
-            if w * h > max_decode_pixels:
-                raise ImageError(f"{name}: {w}x{h} = {w * h} pixels exceeds the decode limit of {max_decode_pixels}")
-            if max_aspect_ratio is not None and max(w, h) / max(min(w, h), 1) >= max_aspect_ratio:
-                raise ImageError(f"{name}: aspect ratio {w}x{h} is at or above the limit of {max_aspect_ratio:g}")
-            if getattr(im, "n_frames", 1) > 1:
-                im.seek(0)
-            im.load()  # single-frame files close their file handle here
-        img = to_rgb(ImageOps.exif_transpose(im) or im)
+        im = Image.open(name)
+        w, h = im.size
+        if w * h > max_decode_pixels:
+            raise ImageError(f"{name}: {w}x{h} = {w * h} pixels exceeds the decode limit of {max_decode_pixels}")
+        if max_aspect_ratio is not None and max(w, h) / max(min(w, h), 1) >= max_aspect_ratio:
+            raise ImageError(f"{name}: aspect ratio {w}x{h} is at or above the limit of {max_aspect_ratio:g}")
+        if getattr(im, "n_frames", 1) > 1:
+            im.seek(0)
+        im.load()  # single-frame files close their file handle here
+        # in place: exif_transpose would otherwise copy every un-rotated image
+        ImageOps.exif_transpose(im, in_place=True)
+        img = to_rgb(im)
         if img is not im:
             im.close()
         return img
@@ -98,15 +99,16 @@ def load_image(path: PathLike, *, max_decode_pixels: int = 250_000_000, max_aspe
         if im is not None:
             im.close()
         raise
-        raise
     except FileNotFoundError:
         raise ImageError(f"{name}: file not found") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not a readable image (corrupt or unknown format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except Image.DecompressionBombError as e:
         raise ImageError(f"{name}: refused as a decompression bomb ({e})") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{name}: cannot decode image ({e})") from None
+    except Exception as e:  # decoders of damaged files raise OSError, EOFError, struct.error, IndexError, ...
+        if im is not None:
+            im.close()
+        raise ImageError(f"{name}: cannot decode image ({type(e).__name__}: {e})") from e
 
 
 def model_size(width: int, height: int, rules: ViewRules) -> tuple[int, int]:
@@ -136,11 +138,12 @@ def resize_for_model(img: Image.Image, rules: ViewRules = ViewRules(), *, first:
 
 
 class _Entry:
-    __slots__ = ("raw", "view", "nbytes", "lock")
+    __slots__ = ("raw", "view", "error", "nbytes", "lock")
 
     def __init__(self) -> None:
         self.raw: Image.Image | None = None
         self.view: Image.Image | None = None
+        self.error: ImageError | None = None
         self.nbytes = 0
         self.lock = threading.Lock()
 
@@ -205,32 +208,47 @@ class ImageBank:
                 self.nbytes -= old.nbytes
                 self.evictions += 1
 
+    def _decoded(self, path: PathLike) -> tuple[str, _Entry, Image.Image]:
+        key = self.key(path)
+        entry = self._entry(key)
+        with entry.lock:
+            if entry.raw is None and entry.error is None:
+                try:
+                    entry.raw = load_image(path, max_decode_pixels=self.max_decode_pixels,
+                                           max_aspect_ratio=self.view_rules.max_aspect_ratio)
+                except ImageError as e:
+                    entry.error = e  # 16 rollouts of a bad file fail fast, not 16 decodes
+                with self._lock:
+                    self.decodes += 1
+                decoded = True
+            else:
+                decoded = False
+            raw, error = entry.raw, entry.error
+        if error is not None:
+            raise ImageError(str(error))
+        if decoded:
+            self._account(key, entry)
+        else:
+            with self._lock:
+                self.hits += 1
+        return key, entry, raw
+
     def get(self, path: PathLike) -> Image.Image:
         """The raw, full-resolution RGB image at ``path`` (shared; do not mutate)."""
-        key = self.key(path)
-        entry = self._entry(key)
-        with entry.lock:
-            if entry.raw is not None:
-                self.hits += 1
-                return entry.raw
-            entry.raw = load_image(path, max_decode_pixels=self.max_decode_pixels,
-                                   max_aspect_ratio=self.view_rules.max_aspect_ratio)
-            self.decodes += 1
-            raw = entry.raw
-        self._account(key, entry)
-        return raw
+        return self._decoded(path)[2]
 
     def first_view(self, path: PathLike) -> Image.Image:
-        """The model-facing first view of ``path`` (resized once, LANCZOS)."""
-        raw = self.get(path)
-        key = self.key(path)
-        entry = self._entry(key)
+        """The model-facing first view of ``path`` (resized once, LANCZOS; shared)."""
+        key, entry, raw = self._decoded(path)
         with entry.lock:
-            if entry.view is None:
+            resized = entry.view is None
+            if resized:
                 entry.view = resize_for_model(raw, self.view_rules, first=True)
-                self.resizes += 1
+                with self._lock:
+                    self.resizes += 1
             view = entry.view
-        self._account(key, entry)
+        if resized:
+            self._account(key, entry)
         return view
 
     def __len__(self) -> int:
@@ -250,7 +268,11 @@ def default_bank() -> ImageBank:
     global _default_bank
     with _default_lock:
         if _default_bank is None:
-            limit = int(os.environ.get("MINIO3_IMAGE_BANK_BYTES", 2 << 30))
+            value = os.environ.get("MINIO3_IMAGE_BANK_BYTES", str(2 << 30))
+            try:
+                limit = int(value)
+            except ValueError:
+                raise ValueError(f"MINIO3_IMAGE_BANK_BYTES must be an integer number of bytes, got {value!r}") from None
             _default_bank = ImageBank(max_bytes=limit)
         return _default_bank
 

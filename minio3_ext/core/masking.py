@@ -40,7 +40,10 @@ def masked_group_advantages(
         norm_by_std: divide by the group std (GRPO) or not (Dr. GRPO).
         epsilon: added to the std.
 
-    A group whose live rows were cut below 2 by masking gets advantage 0 everywhere.
+    With masked rows left out of the statistics, a group that masking cut below 2
+    live rows has no baseline and gets advantage 0 everywhere. With
+    ``include_masked_in_stats`` the baseline comes from the whole group, as in the
+    released code, so its live rows keep their advantage.
 
     >>> masked_group_advantages([1.0, 0.0, 0.0], ["a", "a", "a"], [True, True, False]).round(4).tolist()
     [0.7071, -0.7071, 0.0]
@@ -65,5 +68,5 @@ def masked_group_advantages(
         adv = adv / (std[gid] + epsilon)
     live_count = np.bincount(gid, weights=live.astype(np.float64), minlength=num_groups)
     size = np.bincount(gid, minlength=num_groups)
-    cut_below_two = (live_count < 2) & (live_count < size)
+    cut_below_two = (live_count < 2) & (live_count < size) & (not include_masked_in_stats)
     return np.where(live & ~cut_below_two[gid], adv, 0.0)

@@ -37,15 +37,27 @@ def user_prompt(question: str) -> str:
     return f"<image>\n{q}"
 
 
-def observation_text(action_index: int, image_placeholder: str = "<image>") -> str:
-    """Text around observation ``action_index + 1`` (action numbering starts at 0)."""
+def observation_text(
+    action_index: int,
+    image_placeholder: str = "<image>",
+    *,
+    observation_index: int | None = None,
+    dialect: str = "minio3",
+) -> str:
+    """Text around an observation (action numbering starts at 0).
+
+    ``observation_index`` is the number the model must use as ``observation_<i>``;
+    it defaults to ``action_index + 1``, which holds only while no action failed.
+    """
+    obs = action_index + 1 if observation_index is None else observation_index
+    how = ("by outputting <grounding></grounding> as before" if dialect == "minio3"
+           else "by calling the zoom tool as before")
     return (
         f"After the above Action {action_index}, here is the zoomed-in image "
-        f"(Observation {action_index + 1}):\n{image_placeholder}.\n"
+        f"(Observation {obs}):\n{image_placeholder}.\n"
         "Continue your reasoning process inside <think></think>. If needed, you can "
-        "continue to zoom in on the original image or any of the observations, by "
-        "outputting <grounding></grounding> as before. If the final answer is "
-        "confirmed, put your final answer inside <answer></answer>."
+        f"continue to zoom in on the original image or any of the observations, {how}. "
+        "If the final answer is confirmed, put your final answer inside <answer></answer>."
     )
 
 

@@ -1,0 +1,173 @@
+"""Evaluation runs: Avg@K × turn budgets against a policy, judged, resumable.
+
+Each (item, sample) is run once under the largest budget, judged once, and appended
+as one trajectory record (:mod:`.records`) to the output JSONL as soon as it is
+scored. A rerun with the same output skips every (id, sample) already in the file,
+so a killed run resumes without rescoring anything. Smaller budgets are derived
+from prefixes (:func:`.runner.at_budget`) when the summary is built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..core.episode import EpisodeConfig
+from ..core.images import ImageBank, ImageError
+from .metrics import DEFAULT_BUDGETS
+from .records import as_item, item_key
+from .runner import Policy, run_episode, score_trajectory
+
+__all__ = ["EvalStats", "load_items", "read_records", "repair_tail", "evaluate"]
+
+
+def load_items(paths: Iterable[str | os.PathLike[str]], image_root: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Evaluation items from data files; relative image paths resolve against
+    ``image_root`` or the data file's folder. Duplicate ids are an error."""
+    from ..data.readers import read_rows
+
+    items: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
+    for path in paths:
+        base = Path(image_root) if image_root else Path(path).resolve().parent
+        if Path(path).is_dir() and not image_root:
+            base = Path(path).resolve()
+        for row in read_rows(path):
+            where = row.pop("_source", str(path))
+            try:
+                item = as_item(row)
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
+            if not os.path.isabs(item["image"]):
+                item["image"] = str(base / item["image"])
+            if item["id"] in seen:
+                raise ValueError(f"{where}: duplicate id {item['id']!r} (first at {seen[item['id']]})")
+            seen[item["id"]] = where
+            items.append(item)
+            if limit is not None and len(items) >= limit:
+                return items
+    return items
+
+
+def repair_tail(path: Path) -> int:
+    """Cut a partial last line (a run killed mid-write); return the bytes removed."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        pos = size
+        while pos > 0:
+            step = min(65536, pos)
+            f.seek(pos - step)
+            chunk = f.read(step)
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                keep = pos - step + nl + 1
+                break
+            pos -= step
+        else:
+            keep = 0
+        if keep < size:
+            f.truncate(keep)
+        return size - keep
+
+
+def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Trajectory records of a JSONL file; unreadable lines are reported, not fatal."""
+    out = []
+    p = Path(path)
+    if not p.exists():
+        return out
+    with open(p, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                print(f"warning: {p}:{lineno}: skipping unreadable record ({e.msg})")
+    return out
+
+
+@dataclass
+class EvalStats:
+    done_before: int = 0
+    ran: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def evaluate(
+    policy: Policy,
+    items: Sequence[Mapping[str, Any]],
+    out_path: str | os.PathLike[str],
+    judge: Any,
+    *,
+    k: int = 1,
+    budgets: Sequence[int] = DEFAULT_BUDGETS,
+    episode: EpisodeConfig = EpisodeConfig(),
+    concurrency: int = 8,
+    crops_dir: str | None = None,
+    bank: ImageBank | None = None,
+    progress: bool = False,
+) -> EvalStats:
+    """Run the missing (item, sample) pairs and append their scored records to ``out_path``.
+
+    An episode whose policy call fails (endpoint down, image unreadable) is counted
+    in ``EvalStats.failed`` and left out of the file, so the next run retries it.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    repair_tail(out)
+    done = {item_key(r) for r in read_records(out) if "id" in r}
+    config = replace(episode, max_turns=max(budgets))
+    todo = [(item, s) for item in items for s in range(k) if (str(item["id"]), s) not in done]
+    stats = EvalStats(done_before=len(done))
+    bank = bank or ImageBank()
+    sem = asyncio.Semaphore(concurrency)
+    lock = asyncio.Lock()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="eval", unit="episode")
+
+    with open(out, "a", encoding="utf-8") as f:
+        async def one(item: Mapping[str, Any], sample: int) -> None:
+            async with sem:
+                try:
+                    traj = await run_episode(policy, item, config, bank, sample=sample, crops_dir=crops_dir)
+                    await score_trajectory(traj, judge)
+                except (ImageError, OSError, ValueError, RuntimeError, asyncio.TimeoutError, _api_errors()) as e:
+                    stats.failed += 1
+                    stats.errors.append(f"{item['id']} sample {sample}: {type(e).__name__}: {e}")
+                    return
+                finally:
+                    if bar is not None:
+                        bar.update(1)
+            async with lock:
+                f.write(json.dumps(traj, ensure_ascii=False) + "\n")
+                f.flush()
+                stats.ran += 1
+
+        await asyncio.gather(*(one(item, s) for item, s in todo))
+    if bar is not None:
+        bar.close()
+    return stats
+
+
+def _api_errors() -> type[BaseException]:
+    try:
+        from openai import OpenAIError
+    except ImportError:  # the judge extra is not installed
+        return RuntimeError
+    return OpenAIError

@@ -1,0 +1,104 @@
+"""The evaluation item and the trajectory record shared by eval, coldstart and show.
+
+**Item** (what an episode is run on; :func:`as_item` builds it from any row)::
+
+    {"id": str, "question": str, "ground_truth": str, "image": str (path of the original),
+     "data_source": str, "benchmark": str, "difficulty": str}
+
+**Trajectory record** (a JSON-able dict; one line of an eval/coldstart JSONL file)::
+
+    {**item,
+     "sample": int,                # index of this sample among the K of Avg@K
+     "budget": int,                # turn budget the record is for (max_turns)
+     "dialect": "minio3" | "hermes",
+     "turns": [{
+         "turn": int,              # 1-based
+         "assistant": str,         # the model's full turn text (thought + action)
+         "action": {"turn", "kind", "source", "box", "box_in_original", "error"},
+                                   # Episode.summary()["actions"] entry: kind is zoom,
+                                   # answer, invalid, none or a tool name; boxes are raw
+                                   # pixels [x0, y0, x1, y1] of source / of the original
+         "observation_index": int | None,   # N of observation_N this turn produced
+         "observation_image": str | None,   # saved crop (what the model saw), if saved
+         "observation_text": str | None,    # text of the next user/tool turn, if any
+     }, ...],
+     "num_turns": int,
+     "answer": str | None,          # content of <answer>, None when there is none
+     "termination_reason": "answered" | "no_answer" | "turn_limit" | "image_limit" | "context_limit",
+     "is_overturn": bool,           # masked in training (SPEC 3)
+     "verdict": 1 | 0 | None,       # judge: correct / wrong (or no answer) / unscorable
+     "scored": bool}                # False until the judge ran
+
+Training-log trajectories may carry only a subset; viewers treat every field but
+``turns`` as optional.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+__all__ = ["as_item", "item_key", "benchmark_of"]
+
+_DIFFICULTIES = ("easy", "medium", "hard", "train")
+
+
+def benchmark_of(data_source: str) -> tuple[str, str]:
+    """Split a data source such as ``visual_probe_hard`` into (benchmark, difficulty).
+
+    >>> benchmark_of("visual_probe_hard")
+    ('visual_probe', 'hard')
+    >>> benchmark_of("vstar_bench")
+    ('vstar_bench', 'all')
+    """
+    for level in _DIFFICULTIES:
+        if data_source.endswith("_" + level):
+            return data_source[: -len(level) - 1], level
+    return data_source, "all"
+
+
+def as_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Normalise an evaluation item, a dataset row (SPEC 5: doc_id, problem, images,
+    solution, data_source) or a verl parquet row into an item. Raises ``ValueError``
+    naming the row and the missing key."""
+    extra = row.get("extra_info") if isinstance(row.get("extra_info"), Mapping) else {}
+    reward = row.get("reward_model") if isinstance(row.get("reward_model"), Mapping) else {}
+
+    def pick(*keys: str, where=(row, extra)) -> Any:
+        for src in where:
+            for key in keys:
+                if src.get(key) is not None:
+                    return src[key]
+        return None
+
+    item_id = pick("id", "doc_id", "index")
+    question = pick("question", "problem")
+    truth = pick("ground_truth", "solution", "answer")
+    if truth is None:
+        truth = reward.get("ground_truth")
+    image = pick("image", "image_path")
+    if image is None:
+        images = pick("images")
+        if isinstance(images, (list, tuple)) and images:
+            image = images[0]
+    if isinstance(image, Mapping):
+        image = image.get("image") or image.get("path")
+    label = item_id if item_id is not None else "<no id>"
+    for key, value in (("id", item_id), ("question", question), ("ground_truth", truth), ("image", image)):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ValueError(f"row {label}: missing {key!r}")
+    data_source = str(pick("data_source") or "unknown")
+    bench, level = benchmark_of(data_source)
+    return {
+        "id": str(item_id),
+        "question": str(question).replace("<image>", "").strip(),
+        "ground_truth": str(truth),
+        "image": str(image),
+        "data_source": data_source,
+        "benchmark": str(pick("benchmark") or bench),
+        "difficulty": str(pick("difficulty") or level),
+    }
+
+
+def item_key(record: Mapping[str, Any]) -> tuple[str, int]:
+    """Identity of a trajectory in a resumable file: (item id, sample index)."""
+    return str(record["id"]), int(record.get("sample", 0))

@@ -1,0 +1,217 @@
+"""Run one visual-search episode against any chat policy, and derive turn budgets.
+
+A *policy* is an async callable ``policy(messages) -> str`` that returns the next
+assistant turn. ``messages`` is a list of chat messages whose ``content`` is always a
+list of parts, images as PIL objects::
+
+    [{"role": "system", "content": [{"type": "text", "text": "..."}]},
+     {"role": "user", "content": [{"type": "image", "image": <PIL.Image>},
+                                  {"type": "text", "text": "\\nWhat colour is the car?"}]},
+     {"role": "assistant", "content": [{"type": "text", "text": "<think>..."}]},
+     {"role": "user" | "tool", "content": [...observation text and image...]}, ...]
+
+Observations are ``user`` turns in the ``minio3`` dialect and ``tool`` turns in the
+``hermes`` dialect. The same runner thus serves an OpenAI-compatible endpoint
+(:class:`minio3_ext.eval.openai_policy.OpenAIPolicy` turns images into base64 data
+URLs) and a local Hugging Face model (its processor's chat template takes these
+messages as they are).
+
+Budgets: run each item once with the largest budget; the trajectory under a smaller
+budget ``b`` is the prefix of its first ``b`` turns (:func:`at_budget`). The policy
+never sees the budget, so the prefix is exactly what a run with ``max_turns=b``
+would have sampled; if the policy was still acting at turn ``b`` that run ends in
+``turn_limit``. This is how later budgets reuse earlier turns instead of
+regenerating them.
+
+See :mod:`minio3_ext.eval.records` for the trajectory record these functions return.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
+
+from PIL import Image
+
+from ..core import prompts
+from ..core.episode import OVERTURN_REASONS, Episode, EpisodeConfig
+from ..core.images import ImageBank, default_bank
+from .records import as_item
+
+__all__ = [
+    "Policy", "approx_tokens", "build_messages", "text_with_images", "run_episode",
+    "score_trajectory", "at_budget", "MAX_BUDGET_KEY",
+]
+
+Policy = Callable[[list[dict[str, Any]]], Awaitable[str]]
+MAX_BUDGET_KEY = "budget"
+
+
+def approx_tokens(text: str) -> int:
+    """A tokenizer-free estimate of a text's token count (~3.5 characters per token)."""
+    return math.ceil(len(text) / 3.5)
+
+
+def text_with_images(text: str, images: Sequence[Image.Image]) -> list[dict[str, Any]]:
+    """Split ``text`` at each ``<image>`` slot and put the images there, in order."""
+    pieces = text.split("<image>")
+    if len(pieces) - 1 != len(images):
+        raise ValueError(f"text has {len(pieces) - 1} <image> slot(s) but {len(images)} image(s) were given")
+    parts: list[dict[str, Any]] = []
+    for i, piece in enumerate(pieces):
+        if i:
+            parts.append({"type": "image", "image": images[i - 1]})
+        if piece:
+            parts.append({"type": "text", "text": piece})
+    return parts
+
+
+def build_messages(question: str, first_view: Image.Image, dialect: str = "minio3", system: str | None = None) -> list[dict[str, Any]]:
+    """The opening messages of an episode: system prompt and the image + question."""
+    system = prompts.system_prompt(dialect) if system is None else system
+    return [
+        {"role": "system", "content": [{"type": "text", "text": system}]},
+        {"role": "user", "content": text_with_images(prompts.user_prompt(question), [first_view])},
+    ]
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:80] or "item"
+
+
+async def run_episode(
+    policy: Policy,
+    row: Mapping[str, Any],
+    config: EpisodeConfig = EpisodeConfig(max_turns=32),
+    bank: ImageBank | None = None,
+    *,
+    sample: int = 0,
+    crops_dir: str | os.PathLike[str] | None = None,
+    token_counter: Callable[[str], int] | None = approx_tokens,
+    system_prompt: str | None = None,
+) -> dict[str, Any]:
+    """Drive one :class:`~minio3_ext.core.Episode` with ``policy`` and return its trajectory.
+
+    ``row`` is an evaluation item or a dataset row (see :func:`records.as_item`).
+    ``config.max_turns`` is the budget the episode runs under (use the largest budget
+    you want to report). ``crops_dir`` saves each observation the model saw as JPEG
+    and records its path; without it ``observation_image`` is ``None`` and viewers
+    recut the crops from the original. The trajectory is unscored (``verdict`` None,
+    ``scored`` False): see :func:`score_trajectory`. Exceptions from ``policy``
+    propagate (an endpoint failure is not a model failure); malformed model output
+    never raises.
+    """
+    item = as_item(row)
+    bank = bank or default_bank()
+    original = bank.get(item["image"])
+    first_view = bank.first_view(item["image"])
+    messages = build_messages(item["question"], first_view, config.dialect, system_prompt)
+    prompt_tokens = config.image_tokens(first_view.size)
+    if token_counter is not None:
+        prompt_tokens += sum(token_counter(p["text"]) for m in messages for p in m["content"] if p["type"] == "text")
+    episode = Episode(original, config, first_view=first_view, token_counter=token_counter, prompt_tokens=prompt_tokens)
+    turns: list[dict[str, Any]] = []
+    obs_role = "user" if config.dialect == "minio3" else "tool"
+    while not episode.done:
+        text = await policy(messages)
+        if not isinstance(text, str):
+            text = "" if text is None else str(text)
+        obs = episode.step(text)
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": text}]})
+        turn: dict[str, Any] = {
+            "turn": episode.turns, "assistant": text, "action": _record(episode.records[-1]),
+            "observation_index": None, "observation_image": None, "observation_text": None,
+        }
+        if obs is not None:
+            turn["observation_text"] = obs.text
+            images = [obs.image] if obs.image is not None else []
+            content = text_with_images(obs.text, images) if images else [{"type": "text", "text": obs.text}]
+            messages.append({"role": obs_role, "content": content})
+            if obs.image is not None:
+                turn["observation_index"] = obs.index
+                if crops_dir is not None:
+                    turn["observation_image"] = _save_crop(obs.image, crops_dir, item["id"], sample, obs.index)
+        turns.append(turn)
+    summary = episode.summary()
+    return {
+        **item,
+        "sample": sample,
+        "budget": config.max_turns,
+        "dialect": config.dialect,
+        "turns": turns,
+        "num_turns": len(turns),
+        "answer": summary["answer"],
+        "termination_reason": summary["termination_reason"],
+        "is_overturn": summary["is_overturn"],
+        "verdict": None,
+        "scored": False,
+    }
+
+
+def _record(record: Any) -> dict[str, Any]:
+    d = dict(vars(record))
+    for key in ("box", "box_in_original"):
+        if d.get(key) is not None:
+            d[key] = list(d[key])
+    return d
+
+
+def _save_crop(image: Image.Image, crops_dir: str | os.PathLike[str], item_id: str, sample: int, index: int) -> str:
+    folder = Path(crops_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{_safe_name(str(item_id))}_s{sample}_obs{index}.jpg"
+    image.save(path, quality=90)
+    return str(path)
+
+
+async def score_trajectory(trajectory: dict[str, Any], judge: Any) -> dict[str, Any]:
+    """Set ``verdict`` with ``judge`` (a :class:`minio3_ext.judge.Judge` or anything with
+    the same ``async score(items) -> verdicts``). No answer scores 0 without a judge call
+    (SPEC 2); an unscorable judge result stays ``None`` and is never turned into 0."""
+    if trajectory.get("answer") is None:
+        trajectory["verdict"] = 0
+    else:
+        from ..judge import JudgeItem
+
+        item = JudgeItem(trajectory["question"], str(trajectory["ground_truth"]), trajectory["answer"])
+        (verdict,) = await judge.score([item])
+        score = getattr(verdict, "score", verdict)
+        trajectory["verdict"] = None if score is None else int(float(score) >= 0.5)
+    trajectory["scored"] = True
+    return trajectory
+
+
+def at_budget(trajectory: Mapping[str, Any], budget: int, masked_reasons: Iterable[str] = OVERTURN_REASONS) -> dict[str, Any]:
+    """The trajectory a run with ``max_turns=budget`` would have produced (its prefix).
+
+    Raises ``ValueError`` when the budget exceeds the one the trajectory ran under and
+    the run was cut by that turn limit (what came after is unknown).
+    """
+    if budget < 1:
+        raise ValueError(f"budget must be >= 1, got {budget}")
+    ran = int(trajectory[MAX_BUDGET_KEY])
+    out = copy.deepcopy(dict(trajectory))
+    out["budget"] = budget
+    n = len(out["turns"])
+    if n <= budget and not (budget > ran and out["termination_reason"] == "turn_limit"):
+        return out
+    if n <= budget:
+        raise ValueError(
+            f"trajectory {out.get('id')!r} sample {out.get('sample')} ran under a budget of {ran} turns and hit it; "
+            f"budget {budget} cannot be derived from it")
+    out["turns"] = out["turns"][:budget]
+    last = out["turns"][-1]
+    action = dict(last["action"])
+    action["box"] = action["box_in_original"] = None  # the budget-b run never executed it
+    if action.get("kind") != "invalid":
+        action["error"] = None
+    last.update(action=action, observation_index=None, observation_image=None, observation_text=None)
+    out.update(num_turns=budget, answer=None, termination_reason="turn_limit",
+               is_overturn="turn_limit" in set(masked_reasons))
+    if out.get("scored"):
+        out["verdict"] = 0  # no answer within the budget scores 0
+    return out

@@ -1,0 +1,101 @@
+"""Persistent verdict cache in sqlite.
+
+Keyed by ``sha256(model, prompt version, question, ground truth, normalised
+prediction)``. Only LLM verdicts are stored (never unscorable ones), so a failure is
+retried on the next run. WAL journal + a busy timeout make it safe for several
+processes (e.g. Ray reward workers) to read and write one file; every write is one
+short transaction with ``INSERT OR IGNORE`` (two processes that judged the same key
+agree, the first one wins).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from typing import Iterable
+
+__all__ = ["VerdictCache", "cache_key"]
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS verdicts (
+    key TEXT PRIMARY KEY,
+    score REAL NOT NULL,
+    model TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    reply TEXT,
+    created REAL NOT NULL
+)"""
+
+
+def cache_key(model: str, prompt_version: str, question: str, ground_truth: str, norm_prediction: str) -> str:
+    payload = json.dumps([model, prompt_version, question, ground_truth, norm_prediction], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class VerdictCache:
+    """Thread-safe, fork-safe handle on one sqlite cache file."""
+
+    def __init__(self, path: str, busy_timeout_s: float = 30.0):
+        self.path = os.fspath(path)
+        self._busy_timeout_s = busy_timeout_s
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = -1
+        parent = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(parent, exist_ok=True)
+        self._connection()  # fail early on an unwritable path
+
+    def _connection(self) -> sqlite3.Connection:
+        # A connection must not cross fork(): reopen in a child process.
+        if self._conn is None or self._pid != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s, check_same_thread=False,
+                                   isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(_SCHEMA)
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, float]:
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, float] = {}
+        with self._lock:
+            conn = self._connection()
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, score in conn.execute(f"SELECT key, score FROM verdicts WHERE key IN ({marks})", chunk):
+                    found[key] = float(score)
+        return found
+
+    def put_many(self, rows: Iterable[tuple[str, float, str, str, str | None]]) -> None:
+        """Store ``(key, score, model, prompt_version, reply)`` rows in one transaction."""
+        now = time.time()
+        data = [(k, s, m, v, r, now) for k, s, m, v, r in rows]
+        if not data:
+            return
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO verdicts (key, score, model, prompt_version, reply, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", data)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._connection().execute("SELECT COUNT(*) FROM verdicts").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None

@@ -1,0 +1,125 @@
+"""Judge configuration: a dataclass, filled from arguments or ``MINIO3_JUDGE_*`` env vars."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+__all__ = ["JudgeConfig", "JudgeConfigError", "ENV_PREFIX"]
+
+ENV_PREFIX = "MINIO3_JUDGE_"
+
+
+class JudgeConfigError(ValueError):
+    """A judge setting is invalid, or the endpoint rejected the configuration (401/403/404)."""
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """Where and how to ask the judge model.
+
+    ``base_url=None`` selects **rule-only mode**: no network; the rule path decides and,
+    where it is not certain, normalised exact match decides (1 if the normalised
+    prediction equals the normalised ground truth, else 0). That is a deterministic
+    rule, not a semantic judgement: use it for tests and offline smoke runs only.
+    """
+
+    base_url: str | None = None
+    """OpenAI-compatible endpoint, e.g. ``http://localhost:8000/v1`` (a ``vllm serve``)."""
+    api_key: str | None = None
+    """Bearer key; ``None`` sends the placeholder ``"EMPTY"`` (what vLLM accepts)."""
+    model: str | None = None
+    """Model name as the endpoint knows it, e.g. ``Qwen/Qwen2.5-72B-Instruct``."""
+    timeout_s: float = 30.0
+    """Deadline for one request, connect to last byte."""
+    max_retries: int = 5
+    """Retries after the first try (the paper used 5); then the sample is unscorable."""
+    backoff_base_s: float = 0.5
+    """First retry waits about this long; each later retry doubles it (with ±50% jitter)."""
+    backoff_max_s: float = 20.0
+    """Cap on one backoff wait, including a server's ``Retry-After``."""
+    concurrency: int = 32
+    """Requests in flight at once (per event loop)."""
+    cache_path: str | None = None
+    """sqlite file for the persistent verdict cache; ``None`` disables it."""
+    max_tokens: int = 64
+    """Completion budget for the verdict."""
+    retry_temperature: float = 0.3
+    """Sampling temperature after an unparseable verdict (the first try always uses 0:
+    repeating a greedy request would repeat the unparseable reply)."""
+    max_prediction_chars: int = 300
+    """Predictions are cut to this length before judging."""
+    max_question_chars: int = 4000
+    """Questions and ground truths are cut to this length before judging."""
+    use_rules: bool = True
+    """Decide certain cases (exact/letter/number/yes-no match) without a call."""
+    dedupe: bool = True
+    """Judge identical (question, ground truth, normalised prediction) once per batch."""
+
+    def __post_init__(self) -> None:
+        checks = {
+            "timeout_s": self.timeout_s > 0,
+            "max_retries": self.max_retries >= 0,
+            "backoff_base_s": self.backoff_base_s >= 0,
+            "backoff_max_s": self.backoff_max_s >= 0,
+            "concurrency": self.concurrency >= 1,
+            "max_tokens": self.max_tokens >= 1,
+            "retry_temperature": 0 <= self.retry_temperature <= 2,
+            "max_prediction_chars": self.max_prediction_chars >= 1,
+            "max_question_chars": self.max_question_chars >= 1,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise JudgeConfigError(f"JudgeConfig.{key}={getattr(self, key)!r} is out of range")
+        if self.base_url is not None and not self.model:
+            raise JudgeConfigError("JudgeConfig.model is required when base_url is set")
+
+    @property
+    def rule_only(self) -> bool:
+        return self.base_url is None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "JudgeConfig":
+        """Read ``MINIO3_JUDGE_<FIELD>`` (e.g. ``MINIO3_JUDGE_BASE_URL``,
+        ``MINIO3_JUDGE_API_KEY``, ``MINIO3_JUDGE_MODEL``, ``MINIO3_JUDGE_TIMEOUT_S``,
+        ``MINIO3_JUDGE_MAX_RETRIES``, ``MINIO3_JUDGE_CONCURRENCY``,
+        ``MINIO3_JUDGE_CACHE_PATH``); keyword ``overrides`` win over the environment.
+        ``MINIO3_JUDGE_TIMEOUT`` and ``MINIO3_JUDGE_RETRIES`` are accepted as aliases.
+        """
+        env = os.environ if env is None else env
+        aliases = {"TIMEOUT": "timeout_s", "RETRIES": "max_retries", "CACHE": "cache_path"}
+        values: dict[str, Any] = {}
+        by_name = {f.name: f for f in fields(cls)}
+        for key, raw in env.items():
+            if not key.startswith(ENV_PREFIX):
+                continue
+            suffix = key[len(ENV_PREFIX):]
+            name = aliases.get(suffix, suffix.lower())
+            if name not in by_name:
+                raise JudgeConfigError(f"unknown judge setting {key} (known: {sorted(by_name)})")
+            values[name] = _coerce(key, raw, by_name[name].type)
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "JudgeConfig":
+        return replace(self, **changes)
+
+
+def _coerce(key: str, raw: str, type_name: Any) -> Any:
+    text = str(type_name)
+    raw = raw.strip()
+    try:
+        if text.startswith("bool"):
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if text.startswith("int"):
+            return int(raw)
+        if text.startswith("float"):
+            return float(raw)
+    except ValueError:
+        raise JudgeConfigError(f"{key}={raw!r} is not a valid {text.split()[0]}") from None
+    return raw or None

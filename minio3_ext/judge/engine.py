@@ -1,0 +1,377 @@
+"""The :class:`Judge`: rule path → dedupe → cache → bounded, retried LLM calls.
+
+Usage with any OpenAI-compatible endpoint (``pip install minio3-ext[judge]``)::
+
+    # e.g. `vllm serve Qwen/Qwen2.5-72B-Instruct --port 8000`, or a hosted model
+    from minio3_ext.judge import Judge, JudgeConfig, JudgeItem
+
+    judge = Judge(JudgeConfig(base_url="http://localhost:8000/v1", api_key=None,
+                              model="Qwen/Qwen2.5-72B-Instruct", cache_path="judge.sqlite"))
+    verdicts = judge.score_sync([JudgeItem("What colour is the car?", "red", "crimson")])
+    verdicts[0].score   # 1.0, 0.0, or None (unscorable: exclude the sample, never score it 0)
+    judge.metrics()     # {"calls": 1.0, "cache_hits": 0.0, ...}
+
+Inside async code use ``await judge.score(items)``. ``JudgeConfig.from_env()`` reads
+``MINIO3_JUDGE_BASE_URL``, ``MINIO3_JUDGE_API_KEY``, ``MINIO3_JUDGE_MODEL`` etc.
+
+The ``openai`` package is imported lazily, on the first LLM call: rule-only mode and
+importing this module need only the standard library.
+
+Failure policy: timeouts, connection errors, 408/409/429/5xx, a malformed response
+body and a reply without a parseable verdict are retried ``max_retries`` times with
+exponential backoff and ±50% jitter (a 429's ``Retry-After`` is honoured, capped at
+``backoff_max_s``); after the last try the item is **unscorable** (``score=None``).
+401/403/404 mean the judge is misconfigured: :class:`JudgeConfigError` is raised
+rather than silently excluding every sample. Other 4xx make that item unscorable at
+once. The openai client's own retries are disabled (``max_retries=0``) so that every
+try is counted in :meth:`Judge.metrics`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import random
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from minio3_ext.core.answers import normalize_answer
+
+from .cache import VerdictCache, cache_key
+from .config import JudgeConfig, JudgeConfigError
+from .prompt import PROMPT_VERSION, build_messages, parse_verdict, sanitize
+from .rules import exact_match, rule_verdict
+
+__all__ = ["Judge", "JudgeItem", "Verdict", "SOURCES"]
+
+SOURCES = ("rule", "llm", "cache", "no_answer", "unscorable")
+_FATAL_STATUS = {401, 403, 404}
+_RETRY_STATUS = {408, 409, 429}
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """One sample to judge. ``prediction`` is the *extracted* answer
+    (:func:`minio3_ext.core.answers.extract_answer`); ``None`` means the trajectory had
+    no ``<answer>`` tag and scores 0 without a call."""
+
+    question: str
+    ground_truth: str
+    prediction: str | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    score: float | None
+    """1.0 correct, 0.0 wrong, ``None`` unscorable (exclude the sample; never a 0)."""
+    source: str
+    """``rule`` | ``llm`` | ``cache`` | ``no_answer`` | ``unscorable``."""
+    error: str | None = None
+    """Why the sample is unscorable (last failure), else ``None``."""
+    reply: str | None = None
+    """The judge's raw reply text, for ``llm`` verdicts."""
+    attempts: int = 0
+    """Requests made for this verdict (0 for rule/cache/no_answer)."""
+
+    @property
+    def scorable(self) -> bool:
+        return self.score is not None
+
+
+class _Retryable(Exception):
+    def __init__(self, kind: str, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.kind, self.retry_after = kind, retry_after
+
+
+class _Final(Exception):
+    """Not worth retrying; the item becomes unscorable now."""
+
+
+_METRIC_KEYS = (
+    "items", "calls", "llm_verdicts", "rule_decisions", "no_answer", "cache_hits", "dedupe_saves",
+    "retries", "unscorable", "errors_timeout", "errors_rate_limit", "errors_server", "errors_connection",
+    "errors_malformed", "errors_unparseable", "errors_other",
+)
+
+
+class Judge:
+    """Scores :class:`JudgeItem` batches; see the module docstring."""
+
+    def __init__(self, config: JudgeConfig | None = None):
+        self.config = config or JudgeConfig()
+        self.cache = VerdictCache(self.config.cache_path) if self.config.cache_path and not self.config.rule_only else None
+        self._lock = threading.Lock()
+        self._counts: dict[str, float] = {k: 0.0 for k in _METRIC_KEYS}
+        self._latencies: list[float] = []
+        self._per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, asyncio.Semaphore]]" = (
+            weakref.WeakKeyDictionary())
+
+    # ------------------------------------------------------------------ public API
+    async def score(self, items: Sequence[JudgeItem]) -> list[Verdict]:
+        """Verdicts in item order. Raises ``ValueError`` naming the bad item, and
+        :class:`JudgeConfigError` when the endpoint rejects the configuration."""
+        cfg = self.config
+        verdicts: list[Verdict | None] = [None] * len(items)
+        groups: dict[Any, list[int]] = {}
+        prepared: dict[int, tuple[str, str, str]] = {}
+        for i, item in enumerate(items):
+            _validate(i, item)
+            if item.prediction is None:
+                verdicts[i] = Verdict(0.0, "no_answer")
+                continue
+            q = sanitize(item.question, cfg.max_question_chars)
+            gt = sanitize(item.ground_truth, cfg.max_question_chars)
+            pred = sanitize(item.prediction, cfg.max_prediction_chars)
+            rule = rule_verdict(q, gt, pred) if cfg.use_rules else None
+            if rule is None and cfg.rule_only:
+                rule = 1.0 if exact_match(gt, pred) else 0.0
+            if rule is not None:
+                verdicts[i] = Verdict(rule, "rule")
+                continue
+            prepared[i] = (q, gt, pred)
+            key = (q, gt, normalize_answer(pred)) if cfg.dedupe else i
+            groups.setdefault(key, []).append(i)
+
+        reps = {key: members[0] for key, members in groups.items()}
+        keys = {key: cache_key(cfg.model or "", PROMPT_VERSION, *prepared[rep][:2], normalize_answer(prepared[rep][2]))
+                for key, rep in reps.items()}
+        cached = self.cache.get_many(keys.values()) if self.cache is not None else {}
+        to_ask = [key for key in groups if keys[key] not in cached]
+        for key in groups:
+            if keys[key] in cached:
+                for i in groups[key]:
+                    verdicts[i] = Verdict(cached[keys[key]], "cache")
+
+        results = await self._ask_all([prepared[reps[key]] for key in to_ask]) if to_ask else []
+        fresh = []
+        for key, verdict in zip(to_ask, results):
+            for i in groups[key]:
+                verdicts[i] = verdict
+            if verdict.source == "llm":
+                fresh.append((keys[key], verdict.score, cfg.model or "", PROMPT_VERSION, verdict.reply))
+        if self.cache is not None and fresh:
+            await asyncio.to_thread(self.cache.put_many, fresh)
+
+        done = [v for v in verdicts if v is not None]
+        assert len(done) == len(items)
+        with self._lock:
+            c = self._counts
+            c["items"] += len(items)
+            c["no_answer"] += sum(v.source == "no_answer" for v in done)
+            c["rule_decisions"] += sum(v.source == "rule" for v in done)
+            c["unscorable"] += sum(v.score is None for v in done)
+            c["cache_hits"] += len(groups) - len(to_ask)
+            c["dedupe_saves"] += sum(len(m) - 1 for m in groups.values())
+            c["llm_verdicts"] += sum(r.source == "llm" for r in results)
+        return done
+
+    def score_sync(self, items: Sequence[JudgeItem]) -> list[Verdict]:
+        """Blocking :meth:`score`; works with or without a running event loop."""
+        async def run() -> list[Verdict]:
+            try:
+                return await self.score(items)
+            finally:
+                await self._close_loop_client()
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(run())
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # called from async code
+            return pool.submit(asyncio.run, run()).result()
+
+    def metrics(self) -> dict[str, float]:
+        """Cumulative counters since construction (or :meth:`reset_metrics`).
+
+        ``calls``: HTTP requests made; ``cache_hits``/``dedupe_saves``: calls saved;
+        ``retries``: tries after the first; ``unscorable``: items left without a
+        score; ``latency_*_s``: per request that got a response; ``errors_*``: failed
+        tries by kind.
+        """
+        with self._lock:
+            out = dict(self._counts)
+            lat = sorted(self._latencies)
+        out["latency_mean_s"] = sum(lat) / len(lat) if lat else 0.0
+        out["latency_p50_s"] = lat[len(lat) // 2] if lat else 0.0
+        out["latency_max_s"] = lat[-1] if lat else 0.0
+        out["unscorable_rate"] = out["unscorable"] / out["items"] if out["items"] else 0.0
+        return out
+
+    def reset_metrics(self) -> None:
+        with self._lock:
+            self._counts = {k: 0.0 for k in _METRIC_KEYS}
+            self._latencies = []
+
+    async def aclose(self) -> None:
+        await self._close_loop_client()
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+
+    # ------------------------------------------------------------------ internals
+    def _count(self, key: str, n: float = 1.0) -> None:
+        with self._lock:
+            self._counts[key] += n
+
+    def _loop_state(self) -> tuple[Any, asyncio.Semaphore]:
+        """One client and one semaphore per event loop (both are loop-bound)."""
+        loop = asyncio.get_running_loop()
+        state = self._per_loop.get(loop)
+        if state is None:
+            import openai
+
+            cfg = self.config
+            client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=cfg.api_key or "EMPTY",
+                                        timeout=cfg.timeout_s, max_retries=0)
+            state = (client, asyncio.Semaphore(cfg.concurrency))
+            self._per_loop[loop] = state
+        return state
+
+    async def _close_loop_client(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        state = self._per_loop.pop(loop, None)
+        if state is not None:
+            await state[0].close()
+
+    async def _ask_all(self, prepared: list[tuple[str, str, str]]) -> list[Verdict]:
+        tasks = [asyncio.ensure_future(self._ask(*p)) for p in prepared]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def _ask(self, question: str, ground_truth: str, prediction: str) -> Verdict:
+        cfg = self.config
+        client, semaphore = self._loop_state()
+        temperature = 0.0
+        last_error = "no try made"
+        attempts = 0
+        for attempt in range(cfg.max_retries + 1):
+            if attempt:
+                self._count("retries")
+            attempts += 1
+            retry_after = None
+            try:
+                async with semaphore:
+                    reply = await self._request(client, build_messages(question, ground_truth, prediction), temperature)
+                score = parse_verdict(reply)
+                if score is not None:
+                    return Verdict(score, "llm", reply=reply, attempts=attempts)
+                self._count("errors_unparseable")
+                last_error = f"unparseable verdict: {reply[:200]!r}"
+                temperature = cfg.retry_temperature
+            except _Retryable as e:
+                self._count(f"errors_{e.kind}")
+                last_error, retry_after = f"{e.kind}: {e}", e.retry_after
+            except _Final as e:
+                self._count("errors_other")
+                return Verdict(None, "unscorable", error=str(e), attempts=attempts)
+            if attempt < cfg.max_retries:
+                await asyncio.sleep(self._backoff(attempt, retry_after))
+        return Verdict(None, "unscorable", error=f"after {attempts} tries: {last_error}", attempts=attempts)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        cfg = self.config
+        wait = cfg.backoff_base_s * (2 ** attempt) * (0.5 + random.random())
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return min(wait, cfg.backoff_max_s)
+
+    async def _request(self, client: Any, messages: list[dict], temperature: float) -> str:
+        """One request → reply text; failures mapped to :class:`_Retryable` / :class:`_Final`."""
+        import openai
+
+        cfg = self.config
+        self._count("calls")
+        t0 = time.perf_counter()
+        try:
+            async with _deadline(cfg.timeout_s):
+                resp = await client.chat.completions.create(
+                    model=cfg.model, messages=messages, temperature=temperature, max_tokens=cfg.max_tokens)
+        except (asyncio.TimeoutError, openai.APITimeoutError) as e:
+            raise _Retryable("timeout", f"no reply within {cfg.timeout_s:g}s") from e
+        except openai.APIConnectionError as e:
+            raise _Retryable("connection", f"{e} ({e.__cause__!r})") from e
+        except openai.APIStatusError as e:
+            code = e.status_code
+            if code in _FATAL_STATUS:
+                raise JudgeConfigError(
+                    f"judge endpoint {cfg.base_url} answered HTTP {code} for model {cfg.model!r}: {e.message}") from e
+            if code == 429:
+                raise _Retryable("rate_limit", f"HTTP 429: {e.message}", _retry_after(e.response)) from e
+            if code >= 500 or code in _RETRY_STATUS:
+                raise _Retryable("server", f"HTTP {code}: {e.message}", _retry_after(e.response)) from e
+            raise _Final(f"HTTP {code}: {e.message}") from e
+        except JudgeConfigError:
+            raise
+        except Exception as e:  # malformed body: JSON or schema errors from the client
+            raise _Retryable("malformed", f"malformed response: {type(e).__name__}: {e}") from e
+        latency = time.perf_counter() - t0
+        with self._lock:
+            self._latencies.append(latency)
+        try:
+            text = resp.choices[0].message.content
+        except (AttributeError, IndexError, TypeError) as e:
+            raise _Retryable("malformed", f"response without choices[0].message: {e}") from e
+        if not isinstance(text, str):
+            raise _Retryable("malformed", "response message has no text content")
+        return text
+
+
+def _deadline(seconds: float):
+    """``asyncio.timeout`` on 3.11+, else a wait_for-compatible fallback."""
+    if hasattr(asyncio, "timeout"):
+        return asyncio.timeout(seconds)
+    return _LegacyDeadline(seconds)
+
+
+class _LegacyDeadline:
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        self._timed_out = False
+
+        def fire() -> None:
+            self._timed_out = True
+            task.cancel()
+
+        self._handle = loop.call_later(self.seconds, fire)
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        self._handle.cancel()
+        if exc_type is asyncio.CancelledError and self._timed_out:
+            raise asyncio.TimeoutError
+        return False
+
+
+def _retry_after(response: Any) -> float | None:
+    try:
+        value = response.headers.get("retry-after")
+        return max(0.0, float(value)) if value is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _validate(i: int, item: Any) -> None:
+    if not isinstance(item, JudgeItem):
+        raise ValueError(f"items[{i}] is a {type(item).__name__}, expected JudgeItem")
+    if not isinstance(item.question, str):
+        raise ValueError(f"items[{i}].question must be a str, got {type(item.question).__name__}")
+    if not isinstance(item.ground_truth, str) or not item.ground_truth.strip():
+        raise ValueError(f"items[{i}].ground_truth must be a non-empty str, got {item.ground_truth!r}")
+    if item.prediction is not None and not isinstance(item.prediction, str):
+        raise ValueError(f"items[{i}].prediction must be a str or None, got {type(item.prediction).__name__}")

@@ -1,0 +1,72 @@
+"""``MaskedGRPOConfig``: TRL's ``GRPOConfig`` plus the Mini-o3 over-turn masking knobs (SPEC 3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import GRPOConfig
+
+from ..core.episode import OVERTURN_REASONS, TERMINATION_REASONS
+
+__all__ = ["MaskedGRPOConfig"]
+
+
+@dataclass
+class MaskedGRPOConfig(GRPOConfig):
+    """Configuration for :class:`~minio3_ext.trl.MaskedGRPOTrainer`.
+
+    Every ``GRPOConfig`` field keeps its meaning. The fields below decide which
+    trajectories leave the policy gradient. ``max_tool_calling_iterations`` is derived
+    from ``max_turns`` (``max_turns - 1`` tool rounds: the last turn must answer) unless
+    set explicitly, because TRL's default is unlimited.
+    """
+
+    max_turns: int = field(
+        default=6,
+        metadata={"help": "Assistant turns per trajectory (paper: 6 at training). A trajectory still calling a tool "
+                  "at its last turn ends in `turn_limit`."},
+    )
+    max_images: int = field(
+        default=32,
+        metadata={"help": "Images per trajectory, the original included; used by the zoom environment."},
+    )
+    mask_overturn: bool = field(
+        default=True,
+        metadata={"help": "Leave trajectories whose termination reason is in `masked_reasons` out of the policy "
+                  "gradient. False reproduces stock GRPOTrainer exactly."},
+    )
+    masked_reasons: list[str] = field(
+        default_factory=lambda: sorted(OVERTURN_REASONS),
+        metadata={"help": f"Termination reasons that are masked; any of {list(TERMINATION_REASONS)}."},
+    )
+    include_masked_in_stats: bool = field(
+        default=False,
+        metadata={"help": "Keep masked rows inside their group's reward mean/std (the released code's behaviour). "
+                  "False leaves them out of the baseline too. Either way they get advantage 0 and no loss tokens."},
+    )
+    max_masked_share: float | None = field(
+        default=None,
+        metadata={"help": "Runaway guard: when the share of masked trajectories in a generation batch exceeds "
+                  "this, masking is suspended for that batch and over-turn rows train as ordinary rows (reward as "
+                  "scored, usually 0). None disables the guard."},
+    )
+
+    def __post_init__(self):
+        if self.max_turns < 1:
+            raise ValueError(f"MaskedGRPOConfig.max_turns must be >= 1, got {self.max_turns}")
+        if self.max_images < 1:
+            raise ValueError(f"MaskedGRPOConfig.max_images must be >= 1, got {self.max_images}")
+        unknown = sorted(set(self.masked_reasons) - set(TERMINATION_REASONS))
+        if unknown:
+            raise ValueError(f"MaskedGRPOConfig.masked_reasons: unknown reasons {unknown}; expected from {list(TERMINATION_REASONS)}")
+        if self.max_masked_share is not None and not 0.0 <= self.max_masked_share <= 1.0:
+            raise ValueError(f"MaskedGRPOConfig.max_masked_share must be in [0, 1] or None, got {self.max_masked_share}")
+        if self.max_tool_calling_iterations is None:
+            self.max_tool_calling_iterations = self.max_turns - 1
+        elif self.max_tool_calling_iterations != self.max_turns - 1:
+            raise ValueError(
+                f"MaskedGRPOConfig: max_tool_calling_iterations={self.max_tool_calling_iterations} disagrees with "
+                f"max_turns={self.max_turns} (expected {self.max_turns - 1}); set only max_turns"
+            )
+        self.masked_reasons = sorted(set(self.masked_reasons))
+        super().__post_init__()

@@ -1,0 +1,109 @@
+"""Dataset rows for TRL: GRPO prompts for the zoom environment, and oracle SFT trajectories.
+
+- :func:`grpo_rows`: one conversational prompt per dataset row, no pixels; the
+  :class:`~minio3_ext.trl.environment.ZoomEnvironment` adds the image on ``reset``.
+- :func:`oracle_conversation`: a cold-start trajectory for rows with a known
+  ``target_bbox`` (the synthetic set): think, zoom onto the target with a margin, read
+  the crop, answer. The crop is cut by a core :class:`~minio3_ext.core.Episode`, so it
+  is exactly what the environment would return. The toy analogue of the paper's
+  few-shot trajectory synthesis (SPEC 4).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from ..core import prompts
+from ..core.episode import Episode, EpisodeConfig
+from ..core.images import ImageBank, default_bank
+from .environment import IMAGE_PATH_KEY, _content, _image_path
+
+__all__ = ["grpo_rows", "oracle_box", "oracle_conversation", "ZOOM_TOOL_NAME"]
+
+ZOOM_TOOL_NAME = "zoom"
+_PASS_THROUGH = ("doc_id", "solution", "data_source", "target_bbox", "width", "height")
+
+
+def grpo_rows(rows: Iterable[Mapping[str, Any]], system_prompt: str | None = None) -> list[dict[str, Any]]:
+    """Rows for ``GRPOTrainer(train_dataset=...)`` with the zoom environment.
+
+    The user turn is empty text: ``ZoomEnvironment.reset`` appends the first view and
+    the question to it (TRL's convention for environment-owned prompts).
+    """
+    system = prompts.system_prompt("hermes") if system_prompt is None else system_prompt
+    out = []
+    for i, row in enumerate(rows):
+        if "solution" not in row:
+            raise ValueError(f"grpo_rows: row {i} ({row.get('doc_id', '?')!r}) has no 'solution'")
+        question = row.get("question") or row.get("problem")
+        if not question:
+            raise ValueError(f"grpo_rows: row {i} ({row.get('doc_id', '?')!r}) has no 'problem'/'question'")
+        item = {k: row[k] for k in _PASS_THROUGH if k in row}
+        item.update({
+            "prompt": [{"role": "system", "content": system}, {"role": "user", "content": ""}],
+            IMAGE_PATH_KEY: _image_path(dict(row)),
+            "question": question.replace("<image>", "").strip(),
+            "solution": str(row["solution"]),
+        })
+        out.append(item)
+    return out
+
+
+def oracle_box(row: Mapping[str, Any], margin: float = 1.0) -> tuple[float, float, float, float]:
+    """Relative box around ``target_bbox`` grown by ``margin`` × its size on each side, clamped."""
+    try:
+        x0, y0, x1, y1 = (float(v) for v in row["target_bbox"])
+        w, h = float(row["width"]), float(row["height"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"oracle_box: row {row.get('doc_id', '?')!r} needs target_bbox, width, height ({e})") from None
+    dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
+    box = (max(0.0, (x0 - dx) / w), max(0.0, (y0 - dy) / h), min(1.0, (x1 + dx) / w), min(1.0, (y1 + dy) / h))
+    return tuple(round(v, 3) for v in box)  # type: ignore[return-value]
+
+
+def oracle_conversation(
+    row: Mapping[str, Any],
+    config: EpisodeConfig | None = None,
+    bank: ImageBank | None = None,
+    *,
+    system_prompt: str | None = None,
+    margin: float = 1.0,
+) -> dict[str, Any]:
+    """``{"messages": [...], "images": [first view]}`` for TRL's ``SFTTrainer`` (Hermes tool calls).
+
+    The first view fills the user turn's image placeholder; the crop is embedded in the
+    tool message (TRL fills placeholders only outside tool turns).
+    """
+    config = config or EpisodeConfig(dialect="hermes", max_context_tokens=None)
+    bank = bank or default_bank()
+    path = _image_path(dict(row))
+    raw = bank.get(path)
+    first_view = bank.first_view(path) if bank.view_rules == config.view else None
+    episode = Episode(raw, config, first_view=first_view)
+    if first_view is None:
+        from ..core.images import resize_for_model
+
+        first_view = resize_for_model(raw, config.view, first=True)
+    box = oracle_box(row, margin)
+    arguments = {"bbox_2d": list(box), "source": "original_image"}
+    obs = episode.step('<tool_call>{"name": "zoom", "arguments": %s}</tool_call>' % _json(arguments))
+    if obs is None or obs.image is None:
+        raise ValueError(f"oracle_conversation: row {row.get('doc_id', '?')!r}: oracle zoom failed ({obs and obs.text})")
+    question = (row.get("question") or row.get("problem") or "").replace("<image>", "").strip()
+    answer = str(row["solution"])
+    system = prompts.system_prompt("hermes") if system_prompt is None else system_prompt
+    messages = [
+        {"role": "system", "content": [{"type": "text", "text": system}]},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "\n" + question}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "<think>The target is too small to read. I zoom in on it.</think>"}],
+         "tool_calls": [{"type": "function", "function": {"name": ZOOM_TOOL_NAME, "arguments": arguments}}]},
+        {"role": "tool", "name": ZOOM_TOOL_NAME, "content": _content(obs.text, obs.image)},
+        {"role": "assistant", "content": [{"type": "text", "text": f"<think>Now I can read it.</think><answer>{answer}</answer>"}]},
+    ]
+    return {"messages": messages, "images": [first_view]}
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)

@@ -1,0 +1,39 @@
+"""Session-wide fixtures shared by every test folder.
+
+- ``synthetic_jsonl`` / ``synthetic_rows``: a small synthetic visual-search dataset
+  (4 rows, 640×480 images, seed 0) written once per session; rows have absolute
+  image paths (see :mod:`minio3_ext.data.synthetic`).
+- ``tiny_qwen_dir``: a random-weight tiny Qwen2.5-VL (model, tokenizer, processor)
+  saved once per session; load it with ``minio3_ext.testing.load_tiny_qwen`` or any
+  ``from_pretrained(path, local_files_only=True)``.
+
+Treat these as read-only: copy a row (``dict(row)``) before mutating it, and write
+to your own ``tmp_path`` rather than into these folders.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def synthetic_jsonl(tmp_path_factory) -> Path:
+    from minio3_ext.data.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("synthetic"), n=4, seed=0, width=640, height=480)
+
+
+@pytest.fixture(scope="session")
+def synthetic_rows(synthetic_jsonl) -> list[dict]:
+    from minio3_ext.data.synthetic import load_rows
+
+    return load_rows(synthetic_jsonl)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_dir(tmp_path_factory) -> Path:
+    from minio3_ext.testing import save_tiny_qwen
+
+    return save_tiny_qwen(tmp_path_factory.mktemp("tiny_qwen"), seed=0)

@@ -1,0 +1,136 @@
+"""Dedupe within a batch and the persistent sqlite cache."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sqlite3
+
+from judge_helpers import fast_config, oracle
+
+from minio3_ext.judge import Judge, JudgeItem, VerdictCache, cache_key
+from minio3_ext.judge.prompt import PROMPT_VERSION
+from minio3_ext.testing.fake_openai import Fault
+
+QUESTION = "What is the man holding in his left hand?"
+
+
+def _rollouts() -> list[JudgeItem]:
+    """16 rollouts of one prompt with 3 distinct answers the rules cannot decide."""
+    surface = {"a red umbrella": ["a red umbrella", "A red umbrella.", "red umbrella"],
+               "a walking stick": ["a walking stick", "Walking stick"],
+               "nothing": ["nothing", "Nothing."]}
+    preds = (surface["a red umbrella"] * 3 + surface["a walking stick"] * 2 + surface["nothing"] * 1)[:15]
+    preds.append("a red umbrella")
+    assert len(preds) == 16
+    return [JudgeItem(QUESTION, "umbrella", p) for p in preds]
+
+
+def _accept(data) -> bool:
+    return "umbrella" in data["prediction"].lower()
+
+
+def test_16_rollouts_3_answers_make_at_most_3_calls_then_0(judge_server, tmp_path):
+    server = judge_server(oracle(_accept))
+    cache = str(tmp_path / "judge.sqlite")
+    items = _rollouts()
+
+    first = Judge(fast_config(server.base_url, cache_path=cache))
+    v1 = first.score_sync(items)
+    assert len(server.requests) <= 3
+    assert [v.score for v in v1] == [1.0 if "umbrella" in i.prediction.lower() else 0.0 for i in items]
+    m = first.metrics()
+    assert m["calls"] == len(server.requests) and m["dedupe_saves"] == 16 - 3
+    first.close()
+
+    # A new process would build a new Judge on the same file: 0 calls, same verdicts.
+    second = Judge(fast_config(server.base_url, cache_path=cache))
+    v2 = second.score_sync(items)
+    assert len(server.requests) == 3
+    assert [v.score for v in v2] == [v.score for v in v1]
+    assert {v.source for v in v2} == {"cache"}
+    assert second.metrics()["calls"] == 0 and second.metrics()["cache_hits"] == 3
+
+
+def test_without_dedupe_every_rollout_is_a_call(judge_server):
+    server = judge_server(oracle(_accept))
+    judge = Judge(fast_config(server.base_url, dedupe=False))
+    judge.score_sync(_rollouts())
+    assert len(server.requests) == 16
+
+
+def test_unscorable_is_not_cached(judge_server, tmp_path):
+    healthy = [False]
+    server = judge_server(lambda r: "Score: 1" if healthy[0] else Fault.status(500))
+    cache = str(tmp_path / "judge.sqlite")
+    judge = Judge(fast_config(server.base_url, cache_path=cache, max_retries=0))
+    assert judge.score_sync([JudgeItem("q", "red", "crimson")])[0].score is None
+    assert len(judge.cache) == 0
+    healthy[0] = True
+    [verdict] = judge.score_sync([JudgeItem("q", "red", "crimson")])
+    assert verdict.score == 1.0 and verdict.source == "llm" and len(judge.cache) == 1
+
+
+def test_cache_key_depends_on_model_prompt_version_and_inputs():
+    base = cache_key("m", PROMPT_VERSION, "q", "gt", "p")
+    assert base == cache_key("m", PROMPT_VERSION, "q", "gt", "p")
+    others = [cache_key("m2", PROMPT_VERSION, "q", "gt", "p"), cache_key("m", "v0", "q", "gt", "p"),
+              cache_key("m", PROMPT_VERSION, "q2", "gt", "p"), cache_key("m", PROMPT_VERSION, "q", "gt2", "p"),
+              cache_key("m", PROMPT_VERSION, "q", "gt", "p2"), cache_key("m", PROMPT_VERSION, "qg", "t", "p")]
+    assert len(set(others)) == len(others) and base not in others
+
+
+def test_other_model_does_not_read_the_cache(judge_server, tmp_path):
+    server = judge_server(oracle(_accept))
+    cache = str(tmp_path / "judge.sqlite")
+    Judge(fast_config(server.base_url, cache_path=cache)).score_sync([JudgeItem("q", "umbrella", "brolly umbrella")])
+    Judge(fast_config(server.base_url, cache_path=cache, model="other")).score_sync(
+        [JudgeItem("q", "umbrella", "brolly umbrella")])
+    assert len(server.requests) == 2
+
+
+def test_cache_is_wal_mode(tmp_path):
+    path = tmp_path / "c.sqlite"
+    VerdictCache(str(path)).put_many([("k", 1.0, "m", "v", "Score: 1")])
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _writer(path: str, worker: int, n: int) -> None:
+    cache = VerdictCache(path)
+    for i in range(n):
+        # Overlapping keys between workers exercise INSERT OR IGNORE under contention.
+        cache.put_many([(f"k{(worker * n // 2) + i}", float(i % 2), "m", "v", None),
+                        (f"w{worker}-{i}", 1.0, "m", "v", None)])
+        cache.get_many([f"k{i}", f"w{worker}-{i}"])
+
+
+def test_several_processes_write_one_cache(tmp_path):
+    path = str(tmp_path / "shared.sqlite")
+    VerdictCache(path)  # create the schema once, as the driver would
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(path, w, 60)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    cache = VerdictCache(path)
+    expected_k = {f"k{(w * 30) + i}" for w in range(4) for i in range(60)}
+    assert len(cache) == len(expected_k) + 4 * 60
+    assert set(cache.get_many([f"w{w}-{i}" for w in range(4) for i in range(60)]).values()) == {1.0}
+
+
+def test_cache_survives_fork_of_an_open_handle(tmp_path):
+    path = str(tmp_path / "fork.sqlite")
+    cache = VerdictCache(path)
+    cache.put_many([("parent", 1.0, "m", "v", None)])
+    ctx = mp.get_context("fork")
+    p = ctx.Process(target=_child_uses_inherited_handle, args=(cache,))
+    p.start()
+    p.join(timeout=30)
+    assert p.exitcode == 0
+    assert cache.get_many(["parent", "child"]) == {"parent": 1.0, "child": 0.0}
+
+
+def _child_uses_inherited_handle(cache: VerdictCache) -> None:
+    assert cache.get_many(["parent"]) == {"parent": 1.0}
+    cache.put_many([("child", 0.0, "m", "v", None)])

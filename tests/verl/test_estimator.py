@@ -1,0 +1,154 @@
+"""``masked_grpo`` through verl's real advantage paths (legacy ``compute_advantage`` and
+the v1 trainer's ``compute_advantage_for_multi_trajectories``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from verl import DataProto
+from verl.trainer.config import AlgoConfig
+from verl.trainer.ppo.ray_trainer import compute_advantage
+from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
+
+from minio3_ext.core.masking import masked_group_advantages
+from minio3_ext.verl.estimator import compute_masked_grpo_advantage, dense_group_ids
+
+L = 5
+
+
+def _batch(scores, uids, live, lengths=None):
+    n = len(scores)
+    lengths = lengths or [L] * n
+    mask = torch.zeros(n, L)
+    rewards = torch.zeros(n, L)
+    for i, (s, ok, ln) in enumerate(zip(scores, live, lengths)):
+        if ok:
+            mask[i, :ln] = 1.0
+        rewards[i, ln - 1] = s  # verl puts the outcome reward on the last response token
+    return DataProto.from_dict(
+        tensors={"token_level_rewards": rewards, "response_mask": mask},
+        non_tensors={"uid": np.array(uids, dtype=object)},
+    )
+
+
+def _algo(include=False, norm=True):
+    return OmegaConf.create({"adv_estimator": "masked_grpo", "norm_adv_by_std_in_grpo": norm,
+                             "masked_grpo": {"include_masked_in_stats": include}})
+
+
+def _row_adv(data):
+    adv = data.batch["advantages"]
+    mask = data.batch["response_mask"]
+    # every unmasked token carries the row's scalar; masked rows must be all zero
+    scal = adv[:, 0].clone()
+    assert torch.allclose(adv, scal[:, None] * mask)
+    return scal.numpy()
+
+
+def _random_case(seed, n_groups=7, size=4, masked_share=0.0):
+    rng = np.random.default_rng(seed)
+    uids = [f"uid-{g}" for g in range(n_groups) for _ in range(size)] + ["lone"]
+    rng.shuffle(uids)
+    scores = rng.integers(0, 2, len(uids)).astype(float) + rng.normal(0, 0.1, len(uids))
+    live = rng.random(len(uids)) >= masked_share
+    lengths = rng.integers(1, L + 1, len(uids)).tolist()
+    return scores.tolist(), uids, live.tolist(), lengths
+
+
+@pytest.mark.parametrize("norm", [True, False])
+def test_equals_verl_grpo_when_nothing_is_masked_legacy_path(norm):
+    scores, uids, live, lengths = _random_case(0)
+    ours = compute_advantage(_batch(scores, uids, live, lengths), "masked_grpo",
+                             config=_algo(norm=norm), norm_adv_by_std_in_grpo=norm)
+    ref = compute_advantage(_batch(scores, uids, live, lengths), "grpo", norm_adv_by_std_in_grpo=norm)
+    torch.testing.assert_close(ours.batch["advantages"], ref.batch["advantages"], atol=1e-5, rtol=1e-5)
+    assert ours.batch["advantages"].abs().sum() > 0
+
+
+def test_equals_verl_grpo_through_v1_trainer_path():
+    scores, uids, live, lengths = _random_case(1)
+    keys = [f"{u}_{i}_0" for i, u in enumerate(uids)]  # v1 keys: {uid}_{session}_{index}
+    ours = compute_advantage_for_multi_trajectories(_batch(scores, uids, live, lengths), keys, "masked_grpo",
+                                                    config=_algo())
+    ref = compute_advantage_for_multi_trajectories(_batch(scores, uids, live, lengths), keys,
+                                                   __import__("verl").trainer.ppo.core_algos.AdvantageEstimator.GRPO,
+                                                   config=AlgoConfig(adv_estimator="grpo"))
+    torch.testing.assert_close(ours.batch["advantages"], ref.batch["advantages"], atol=1e-5, rtol=1e-5)
+
+
+def test_norm_flag_is_read_from_the_algorithm_dataclass_config():
+    scores, uids, live, lengths = [1.0, 0.0, 0.0], ["a"] * 3, [True] * 3, None
+    out = compute_advantage(_batch(scores, uids, live), "masked_grpo",
+                            config=AlgoConfig(adv_estimator="masked_grpo", norm_adv_by_std_in_grpo=False))
+    np.testing.assert_allclose(_row_adv(out), [2 / 3, -1 / 3, -1 / 3], atol=1e-6)
+
+
+# group a: 4 rows, the last one over-turn; group b: 2 rows, one over-turn; group c untouched
+HAND = dict(
+    scores=[1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0],
+    uids=["a", "a", "a", "a", "b", "b", "c", "c"],
+    live=[True, True, True, False, True, False, True, True],
+)
+S3 = np.sqrt(1 / 3)  # unbiased std of [1, 0, 0] and of [1, 0, 0, 1]
+S2 = np.sqrt(0.5)  # unbiased std of [1, 0]
+
+
+@pytest.mark.parametrize("path", ["legacy", "v1"])
+@pytest.mark.parametrize(
+    "include, expected",
+    [
+        # default: masked rows leave the stats; a: mean 1/3 over the live rows
+        (False, [(2 / 3) / S3, (-1 / 3) / S3, (-1 / 3) / S3, 0.0, 0.0, 0.0, 0.5 / S2, -0.5 / S2]),
+        # released code: masked rows stay in the stats; a: mean 1/2 over all four rows,
+        # b keeps its whole-group baseline (mean 1/2)
+        (True, [0.5 / S3, -0.5 / S3, -0.5 / S3, 0.0, 0.5 / S2, 0.0, 0.5 / S2, -0.5 / S2]),
+    ],
+)
+def test_hand_computed_values_in_both_modes(path, include, expected):
+    data = _batch(**HAND)
+    if path == "legacy":
+        out = compute_advantage(data, "masked_grpo", config=_algo(include=include))
+    else:
+        keys = [f"{u}_{i}_0" for i, u in enumerate(HAND["uids"])]
+        out = compute_advantage_for_multi_trajectories(data, keys, "masked_grpo", config=_algo(include=include))
+    got = _row_adv(out)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # default mode: group b was cut below 2 live rows by masking, so its survivor gets 0
+    assert (got[4] == 0.0) == (not include)
+
+
+@pytest.mark.parametrize("include", [False, True])
+@pytest.mark.parametrize("norm", [True, False])
+@pytest.mark.parametrize("seed", range(4))
+def test_matches_numpy_reference(include, norm, seed):
+    scores, uids, live, lengths = _random_case(seed, n_groups=9, size=5, masked_share=0.3)
+    data = _batch(scores, uids, live, lengths)
+    adv, ret = compute_masked_grpo_advantage(
+        data.batch["token_level_rewards"], data.batch["response_mask"], data.non_tensor_batch["uid"],
+        config=_algo(include=include, norm=norm),
+    )
+    ref = masked_group_advantages(scores, uids, live, include_masked_in_stats=include, norm_by_std=norm)
+    np.testing.assert_allclose(adv[:, 0].numpy() * np.asarray(live), ref, atol=1e-5)
+    assert adv is ret
+
+
+def test_all_masked_group_and_lone_rows():
+    data = _batch([1.0, 0.0, 3.0], ["a", "a", "z"], [False, False, True])
+    got = _row_adv(compute_advantage(data, "masked_grpo", config=_algo()))
+    # fully masked group: zeros, no NaN; lone live row: verl's rule (mean 0, std 1)
+    np.testing.assert_allclose(got, [0.0, 0.0, 3.0 / (1 + 1e-6)], rtol=1e-6)
+
+
+def test_dense_group_ids_accepts_verl_index_types():
+    ids, n = dense_group_ids(np.array(["x", "y", "x"], dtype=object))
+    assert ids.tolist() == [0, 1, 0] and n == 2
+    ids, n = dense_group_ids(torch.tensor([7, 7, 3]))
+    assert ids.tolist() == [0, 0, 1] and n == 2
+
+
+def test_missing_uid_fails_with_a_message():
+    data = _batch([1.0, 0.0], ["a", "a"], [True, True])
+    with pytest.raises(ValueError, match="uid"):
+        compute_masked_grpo_advantage(data.batch["token_level_rewards"], data.batch["response_mask"], None)
