@@ -14,6 +14,7 @@ The test image is generated at run time and deleted afterwards.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
@@ -120,13 +121,18 @@ def p1_child(variant: str, path: str, rollouts: int) -> dict:
     return {"peak_delta": peak - before, "held": len(held), "stats": bank.stats()}
 
 
-def _run_p1_child(variant: str, path: Path, rollouts: int) -> dict:
-    cmd = [sys.executable, "-m", "bench.image_bank", "p1", variant, str(path), str(rollouts)]
+def _run_child(args: list[str], env: dict[str, str] | None = None) -> dict:
+    """Run ``python -m bench.image_bank ARGS`` in a fresh process; parse its JSON line."""
+    cmd = [sys.executable, "-m", "bench.image_bank", *args]
     root = Path(__file__).resolve().parent.parent
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=root, check=False)
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=root, check=False, env={**os.environ, **(env or {})})
     if out.returncode != 0:
-        raise RuntimeError(f"P1 child {variant} failed ({out.returncode}):\n{out.stderr}")
+        raise RuntimeError(f"benchmark child {args[:2]} failed ({out.returncode}):\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _run_p1_child(variant: str, path: Path, rollouts: int) -> dict:
+    return _run_child(["p1", variant, str(path), str(rollouts)])
 
 
 def bench_p1(path: Path) -> list[Row]:
@@ -216,15 +222,19 @@ def _time_pair(run_ours, run_base, repeat: int) -> tuple[float, float]:
     return sum(best_ours), sum(best_base)
 
 
+#: glibc: serve Pillow's 16 MB blocks from the heap and never hand it back, so both
+#: sides reuse warm pages. Otherwise whichever side happens to get fresh pages pays
+#: ~10 ms of page faults per 26 MB crop, and the ratio measures the allocator's mood.
+_WARM_HEAP_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(4 << 30)}
+
+
 def bench_p2(path: Path, quick: bool) -> list[Row]:
-    # Pillow's block cache lets both sides reuse freed image memory; without it both
-    # swing by ±50% with the kernel's page faults, and the ratio measures noise.
-    blocks_max = Image.core.get_blocks_max()
-    Image.core.set_blocks_max(max(blocks_max, 64))
-    try:
-        return _bench_p2(path, quick)
-    finally:
-        Image.core.set_blocks_max(blocks_max)
+    out = _run_child(["p2", str(path), "quick" if quick else "full"], _WARM_HEAP_ENV)
+    return [Row(**row) for row in out["rows"]]
+
+
+def p2_child(path: str, quick: bool) -> dict:
+    return {"rows": [dataclasses.asdict(row) for row in _bench_p2(Path(path), quick)]}
 
 
 def _bench_p2(path: Path, quick: bool) -> list[Row]:
@@ -290,5 +300,8 @@ def run(quick: bool) -> list[Row]:
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "p1":
         print(json.dumps(p1_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+    elif len(sys.argv) == 4 and sys.argv[1] == "p2":
+        print(json.dumps(p2_child(sys.argv[2], sys.argv[3] == "quick")))
     else:
-        sys.exit("usage: python -m bench.image_bank p1 {copies|bank} PATH ROLLOUTS  (or run: python -m bench)")
+        sys.exit("usage: python -m bench.image_bank {p1 {copies|bank} PATH ROLLOUTS | p2 PATH {quick|full}}"
+                 "  (to run the benchmarks: python -m bench)")

@@ -14,6 +14,8 @@ import sys
 COMMANDS = [
     "synth",
     "judge",
+    "data",
+    "coldstart",
     "eval",
     "show",
     "doctor",

@@ -41,6 +41,7 @@ def add_policy_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--temperature", type=float, default=1.0)
     g.add_argument("--max-tokens", type=int, default=8192, help="per-turn completion budget")
     g.add_argument("--timeout", type=float, default=600.0, help="seconds per policy request")
+    g.add_argument("--image-format", choices=("png", "jpeg"), default="png", help="encoding of images sent to the endpoint")
     g.add_argument("--max-images", type=int, default=33, help="images per context, the original included")
     g.add_argument("--max-context-tokens", type=int, default=32768)
     g.add_argument("--concurrency", type=int, default=8, help="episodes in flight")
@@ -55,7 +56,8 @@ def make_policy(args: argparse.Namespace):
     from minio3_ext.eval.openai_policy import OpenAIPolicy
 
     return OpenAIPolicy(args.base_url, args.model, api_key=args.api_key, dialect=args.dialect,
-                        temperature=args.temperature, max_tokens=args.max_tokens, timeout=args.timeout)
+                        temperature=args.temperature, max_tokens=args.max_tokens, timeout=args.timeout,
+                        image_format=args.image_format)
 
 
 def make_judge(args: argparse.Namespace, default_cache: str):

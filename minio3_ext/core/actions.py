@@ -68,7 +68,9 @@ class Invalid:
 
 Action = Zoom | ToolCall | Answer | Invalid
 
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+# case-insensitive like answers.extract_answer, so the reward and the episode agree
+_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_ANSWER_OPEN_RE = re.compile(r"<answer>", re.IGNORECASE)
 _TAGS = {
     "minio3": ("<grounding>", "</grounding>"),
     "hermes": ("<tool_call>", "</tool_call>"),
@@ -112,6 +114,11 @@ def parse_bbox(
     clamp: bool = False,
 ) -> tuple[float, float, float, float]:
     """Validate a box in ``coords`` and return it in relative [0, 1] units."""
+    if isinstance(value, str):  # a quoted list: "[0.1, 0.2, 0.5, 0.6]"
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            pass
     if not isinstance(value, (list, tuple)) or len(value) != 4:
         n = len(value) if isinstance(value, (list, tuple)) else type(value).__name__
         raise ActionError(f"'bbox_2d' must be a list of 4 numbers [x0, y0, x1, y1], got {n}")
@@ -200,12 +207,14 @@ def parse_action(
     if coords not in COORD_SYSTEMS:
         raise ValueError(f"unknown coordinate system {coords!r}; expected one of {COORD_SYSTEMS}")
     kw = dict(num_observations=num_observations, coords=coords, view_sizes=view_sizes, clamp=clamp)
-    candidates = [(text.find("<answer>"), "answer"), (text.find("<tool_call>"), "hermes")]
+    answer_open = _ANSWER_OPEN_RE.search(text)
+    candidates = [(answer_open.start() if answer_open else -1, "answer"), (text.find("<tool_call>"), "hermes")]
     if dialect == "minio3":
         candidates.append((text.find("<grounding>"), "minio3"))
     found = sorted((pos, kind) for pos, kind in candidates if pos >= 0)
     if not found:
-        return Invalid("no action found: zoom with a tool call or give <answer>...</answer>", attempted=False)
+        how = "<grounding>{...}</grounding>" if dialect == "minio3" else "a zoom tool call"
+        return Invalid(f"no action found: zoom with {how} or give <answer>...</answer>", attempted=False)
     pos, kind = found[0]
     if kind == "answer":
         m = _ANSWER_RE.search(text, pos)
@@ -233,6 +242,8 @@ def parse_action(
 
 def render_action(action: Action, dialect: str = "minio3") -> str:
     """Render an action as the model would write it (inverse of :func:`parse_action`)."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown dialect {dialect!r}; expected one of {DIALECTS}")
     if isinstance(action, Answer):
         return f"<answer>{action.text}</answer>"
     if isinstance(action, Zoom):

@@ -9,13 +9,13 @@ runs out. Both framework adapters drive this class.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from PIL import Image
 
 from . import prompts
-from .actions import ORIGINAL, ActionError, Answer, Invalid, ToolCall, Zoom, parse_action
+from .actions import COORD_SYSTEMS, DIALECTS, ORIGINAL, ActionError, Answer, Invalid, ToolCall, Zoom, parse_action
 from .crops import CropRules
 from .images import ViewRules, resize_for_model
 from .tools import ZoomTool, get_tool
@@ -56,6 +56,16 @@ class EpisodeConfig:
             raise ValueError(f"EpisodeConfig.max_turns must be >= 1, got {self.max_turns}")
         if self.max_images < 1:
             raise ValueError(f"EpisodeConfig.max_images must be >= 1, got {self.max_images}")
+        if self.dialect not in DIALECTS:
+            raise ValueError(f"EpisodeConfig.dialect must be one of {DIALECTS}, got {self.dialect!r}")
+        if self.coords not in COORD_SYSTEMS:
+            raise ValueError(f"EpisodeConfig.coords must be one of {COORD_SYSTEMS}, got {self.coords!r}")
+        if self.max_context_tokens is not None and self.max_context_tokens < 1:
+            raise ValueError(f"EpisodeConfig.max_context_tokens must be >= 1 or None, got {self.max_context_tokens}")
+        if self.image_patch < 1:
+            raise ValueError(f"EpisodeConfig.image_patch must be >= 1, got {self.image_patch}")
+        if isinstance(self.masked_reasons, str):
+            raise ValueError(f"EpisodeConfig.masked_reasons must be a set of reasons, got the string {self.masked_reasons!r}")
         unknown = set(self.masked_reasons) - set(TERMINATION_REASONS)
         if unknown:
             raise ValueError(f"EpisodeConfig.masked_reasons: unknown reasons {sorted(unknown)}; expected from {TERMINATION_REASONS}")
@@ -93,7 +103,15 @@ class TurnRecord:
 
 
 class Episode:
-    """State of one rollout over one image. Not thread-safe; one per rollout."""
+    """State of one rollout over one image. Not thread-safe; one per rollout.
+
+    ``original`` is the raw image (share the bank's copy: it is never modified).
+    ``first_view`` is what the model saw of it (the bank's cached one; computed here
+    otherwise). Context tokens start at ``prompt_tokens``, or at the first view's
+    image tokens when that is 0; each step adds the turn's tokens (``token_counter``)
+    or takes the caller's exact ``context_tokens``, and each observation adds its
+    image tokens (plus its text through ``token_counter``).
+    """
 
     def __init__(
         self,
@@ -121,7 +139,8 @@ class Episode:
         self.records: list[TurnRecord] = []
         self.termination_reason: str | None = None
         self.answer: str | None = None
-        if token_counter is not None and not prompt_tokens:
+        if not prompt_tokens:
+            # observations add their image tokens below; the first image counts the same way
             self.context_tokens = config.image_tokens(first_view.size)
 
     # -- state -------------------------------------------------------------
@@ -225,7 +244,7 @@ class Episode:
             return self._error(f"unknown tool {action.name!r}; available: {sorted(self._tools)}")
         try:
             args = {"bbox_2d": action.bbox} if isinstance(action, Zoom) else tool.check_arguments(action.arguments)
-        except (ActionError, ValueError, TypeError, KeyError) as e:  # model-written arguments never crash a rollout
+        except (ActionError, ValueError, TypeError, KeyError, ArithmeticError) as e:  # model-written arguments never crash a rollout
             return self._error(str(e) if isinstance(e, ActionError) else f"invalid arguments for {action.name!r}: {e}")
         try:
             result = tool.apply(self._raw[action.source], args)

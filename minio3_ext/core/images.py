@@ -157,7 +157,9 @@ class ImageBank:
 
     Thread-safe: concurrent requests for the same path decode it once; requests for
     different paths decode in parallel. An evicted image stays alive for as long as
-    a rollout still references it, but the bank no longer counts or holds it.
+    a rollout still references it, but the bank no longer counts or holds it. A file
+    that fails to decode raises the same :class:`ImageError` on every later request,
+    without decoding again, until the file changes on disk.
     """
 
     def __init__(self, max_bytes: int = 2 << 30, view_rules: ViewRules = ViewRules(), *, max_decode_pixels: int = 250_000_000):
@@ -199,13 +201,14 @@ class ImageBank:
             if self._entries.get(key) is entry:
                 self.nbytes += new - entry.nbytes
             entry.nbytes = new
-            while self.nbytes > self.max_bytes and len(self._entries) > 1:
-                old_key, old = next(iter(self._entries.items()))
-                if old_key == key:
-                    self._entries.move_to_end(key)
-                    old_key, old = next(iter(self._entries.items()))
-                del self._entries[old_key]
-                self.nbytes -= old.nbytes
+            while self.nbytes > self.max_bytes:
+                # least recently used first; never the image just stored, and never an entry
+                # still being decoded (0 bytes): evicting it would free nothing and make the
+                # rollouts that arrive after it decode the same file again
+                victim = next((k for k, e in self._entries.items() if k != key and e.nbytes > 0), None)
+                if victim is None:
+                    break
+                self.nbytes -= self._entries.pop(victim).nbytes
                 self.evictions += 1
 
     def _decoded(self, path: PathLike) -> tuple[str, _Entry, Image.Image]:

@@ -89,7 +89,8 @@ def loads_tolerant(text: str) -> dict[str, Any]:
     {'source': 'original_image', 'bbox_2d': [0, 0, 1, 1]}
     """
     obj_text = find_object(text)
-    for candidate in (obj_text, _to_json(obj_text)):
+    for rewrite in (False, True):  # rewrite only when plain JSON fails: most turns are plain JSON
+        candidate = _to_json(obj_text) if rewrite else obj_text
         try:
             value = json.loads(candidate)
         except (ValueError, RecursionError):

@@ -51,6 +51,9 @@ def masked_group_advantages(
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     live = np.asarray(live, dtype=bool).reshape(-1)
     gid, num_groups = group_ids(index)
+    if not len(scores) == len(gid) == len(live):
+        raise ValueError(f"masked_group_advantages: scores, index and live must have one entry per row, "
+                         f"got {len(scores)}, {len(gid)} and {len(live)}")
     in_stats = np.ones_like(live) if include_masked_in_stats else live
     w = in_stats.astype(np.float64)
     count = np.bincount(gid, weights=w, minlength=num_groups)

@@ -8,6 +8,7 @@ raw image, which becomes the next observation.
 
 from __future__ import annotations
 
+import math
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -102,7 +103,9 @@ class RotateTool(ImageTool):
 
     def check_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         angle = arguments.get("angle")
-        if isinstance(angle, bool) or not isinstance(angle, (int, float)) or int(angle) != angle or int(angle) % 360 not in self._TRANSPOSE:
+        if (isinstance(angle, bool) or not isinstance(angle, (int, float))
+                or (isinstance(angle, float) and not math.isfinite(angle))  # int(inf) raises OverflowError
+                or int(angle) != angle or int(angle) % 360 not in self._TRANSPOSE):
             raise ActionError(f"'angle' must be one of 90, 180, 270; got {angle!r}")
         return {"angle": int(angle) % 360}
 
@@ -112,6 +115,7 @@ class RotateTool(ImageTool):
 
 _REGISTRY: dict[str, type[ImageTool]] = {}
 _lock = threading.Lock()
+_load_lock = threading.Lock()
 _entry_points_loaded = False
 
 
@@ -132,17 +136,19 @@ register_tool(ZoomTool)
 
 def _load_entry_points() -> None:
     global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            cls = ep.load()
-        except Exception as e:  # a broken third-party plugin must name itself
-            raise ImportError(f"image tool entry point {ep.name!r} ({ep.value}) failed to load: {e}") from e
-        if cls.name != ep.name:
-            raise ValueError(f"image tool entry point {ep.name!r} loads a tool named {cls.name!r}")
-        register_tool(cls)
+    with _load_lock:
+        if _entry_points_loaded:
+            return
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                cls = ep.load()
+            except Exception as e:  # a broken third-party plugin must name itself
+                raise ImportError(f"image tool entry point {ep.name!r} ({ep.value}) failed to load: {e}") from e
+            if getattr(cls, "name", None) != ep.name:
+                raise ValueError(f"image tool entry point {ep.name!r} loads {cls!r}, whose name is {getattr(cls, 'name', None)!r}")
+            register_tool(cls)
+        # only now: a broken plugin keeps failing loudly instead of silently hiding the tools after it
+        _entry_points_loaded = True
 
 
 def available_tools() -> list[str]:

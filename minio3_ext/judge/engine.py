@@ -30,20 +30,21 @@ try is counted in :meth:`Judge.metrics`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import random
+import sqlite3
 import threading
 import time
+import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from minio3_ext.core.answers import normalize_answer
-
 from .cache import VerdictCache, cache_key
 from .config import JudgeConfig, JudgeConfigError
 from .prompt import PROMPT_VERSION, build_messages, parse_verdict, sanitize
-from .rules import exact_match, rule_verdict
+from .rules import dedupe_form, exact_match, rule_verdict
 
 __all__ = ["Judge", "JudgeItem", "Verdict", "SOURCES"]
 
@@ -94,7 +95,7 @@ class _Final(Exception):
 _METRIC_KEYS = (
     "items", "calls", "llm_verdicts", "rule_decisions", "no_answer", "cache_hits", "dedupe_saves",
     "retries", "unscorable", "errors_timeout", "errors_rate_limit", "errors_server", "errors_connection",
-    "errors_malformed", "errors_unparseable", "errors_other",
+    "errors_malformed", "errors_unparseable", "errors_other", "errors_cache",
 )
 
 
@@ -103,10 +104,15 @@ class Judge:
 
     def __init__(self, config: JudgeConfig | None = None):
         self.config = config or JudgeConfig()
-        self.cache = VerdictCache(self.config.cache_path) if self.config.cache_path and not self.config.rule_only else None
+        self.cache: VerdictCache | None = None
+        if self.config.cache_path and not self.config.rule_only:
+            try:
+                self.cache = VerdictCache(self.config.cache_path)
+            except (sqlite3.Error, OSError) as e:
+                raise JudgeConfigError(f"JudgeConfig.cache_path={self.config.cache_path!r} is unusable: {e}") from e
         self._lock = threading.Lock()
         self._counts: dict[str, float] = {k: 0.0 for k in _METRIC_KEYS}
-        self._latencies: list[float] = []
+        self._reset_latency()
         self._per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, asyncio.Semaphore]]" = (
             weakref.WeakKeyDictionary())
 
@@ -133,13 +139,13 @@ class Judge:
                 verdicts[i] = Verdict(rule, "rule")
                 continue
             prepared[i] = (q, gt, pred)
-            key = (q, gt, normalize_answer(pred)) if cfg.dedupe else i
+            key = (q, gt, dedupe_form(pred)) if cfg.dedupe else i
             groups.setdefault(key, []).append(i)
 
         reps = {key: members[0] for key, members in groups.items()}
-        keys = {key: cache_key(cfg.model or "", PROMPT_VERSION, *prepared[rep][:2], normalize_answer(prepared[rep][2]))
+        keys = {key: cache_key(cfg.model or "", PROMPT_VERSION, *prepared[rep][:2], dedupe_form(prepared[rep][2]))
                 for key, rep in reps.items()}
-        cached = self.cache.get_many(keys.values()) if self.cache is not None else {}
+        cached = await self._cache_get(list(keys.values()))
         to_ask = [key for key in groups if keys[key] not in cached]
         for key in groups:
             if keys[key] in cached:
@@ -153,11 +159,12 @@ class Judge:
                 verdicts[i] = verdict
             if verdict.source == "llm":
                 fresh.append((keys[key], verdict.score, cfg.model or "", PROMPT_VERSION, verdict.reply))
-        if self.cache is not None and fresh:
-            await asyncio.to_thread(self.cache.put_many, fresh)
+        if fresh:
+            await self._cache_put(fresh)
 
         done = [v for v in verdicts if v is not None]
-        assert len(done) == len(items)
+        if len(done) != len(items):  # an invariant: every path above sets a verdict
+            raise RuntimeError(f"judge bug: {len(items) - len(done)} items left without a verdict")
         with self._lock:
             c = self._counts
             c["items"] += len(items)
@@ -194,17 +201,21 @@ class Judge:
         """
         with self._lock:
             out = dict(self._counts)
-            lat = sorted(self._latencies)
-        out["latency_mean_s"] = sum(lat) / len(lat) if lat else 0.0
-        out["latency_p50_s"] = lat[len(lat) // 2] if lat else 0.0
-        out["latency_max_s"] = lat[-1] if lat else 0.0
+            recent = sorted(self._recent_latencies)
+            out["latency_mean_s"] = self._latency_sum / self._latency_n if self._latency_n else 0.0
+            out["latency_max_s"] = self._latency_max
+        out["latency_p50_s"] = recent[len(recent) // 2] if recent else 0.0  # over the last 10k requests
         out["unscorable_rate"] = out["unscorable"] / out["items"] if out["items"] else 0.0
         return out
 
     def reset_metrics(self) -> None:
         with self._lock:
             self._counts = {k: 0.0 for k in _METRIC_KEYS}
-            self._latencies = []
+            self._reset_latency()
+
+    def _reset_latency(self) -> None:
+        self._latency_sum, self._latency_n, self._latency_max = 0.0, 0, 0.0
+        self._recent_latencies: collections.deque[float] = collections.deque(maxlen=10_000)
 
     async def aclose(self) -> None:
         await self._close_loop_client()
@@ -213,7 +224,41 @@ class Judge:
         if self.cache is not None:
             self.cache.close()
 
+    def __getstate__(self) -> dict:
+        """Picklable (e.g. shipped to a Ray worker): config and counters travel; the
+        cache handle, clients and locks are rebuilt on the other side."""
+        with self._lock:
+            latency = (self._latency_sum, self._latency_n, self._latency_max, list(self._recent_latencies))
+            return {"config": self.config, "counts": dict(self._counts), "latency": latency}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["config"])
+        self._counts.update(state["counts"])
+        self._latency_sum, self._latency_n, self._latency_max, recent = state["latency"]
+        self._recent_latencies.extend(recent)
+
     # ------------------------------------------------------------------ internals
+    async def _cache_get(self, keys: list[str]) -> dict[str, float]:
+        if self.cache is None or not keys:
+            return {}
+        try:
+            return await asyncio.to_thread(self.cache.get_many, keys)
+        except sqlite3.Error as e:  # a broken cache costs calls, never the batch
+            self._cache_failed("read", e)
+            return {}
+
+    async def _cache_put(self, rows: list) -> None:
+        if self.cache is None:
+            return
+        try:
+            await asyncio.to_thread(self.cache.put_many, rows)
+        except sqlite3.Error as e:
+            self._cache_failed("write", e)
+
+    def _cache_failed(self, what: str, error: Exception) -> None:
+        self._count("errors_cache")
+        warnings.warn(f"judge cache {what} failed on {self.config.cache_path}: {error}", RuntimeWarning, stacklevel=3)
+
     def _count(self, key: str, n: float = 1.0) -> None:
         with self._lock:
             self._counts[key] += n
@@ -319,7 +364,10 @@ class Judge:
             raise _Retryable("malformed", f"malformed response: {type(e).__name__}: {e}") from e
         latency = time.perf_counter() - t0
         with self._lock:
-            self._latencies.append(latency)
+            self._latency_sum += latency
+            self._latency_n += 1
+            self._latency_max = max(self._latency_max, latency)
+            self._recent_latencies.append(latency)
         try:
             text = resp.choices[0].message.content
         except (AttributeError, IndexError, TypeError) as e:

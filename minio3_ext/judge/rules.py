@@ -7,7 +7,8 @@ Certain cases only:
   an option listed in the question, compared with a letter or option-text ground truth
   → 1 or 0;
 * both sides plain numbers (``"3"``, ``"3.0"``, ``"-2.5"``) → equal or not;
-* both sides bare yes/no → equal or not.
+* both sides bare yes/no → equal or not;
+* an empty prediction (no letter or digit) → 0.
 
 Everything else returns ``None`` (ask the LLM). A prediction that carries markup,
 line breaks, or instruction-like words ("ignore", "score", "system" …) is never
@@ -21,7 +22,7 @@ import unicodedata
 
 from minio3_ext.core.answers import normalize_answer
 
-__all__ = ["rule_verdict", "exact_match", "is_plain", "parse_options", "option_letter"]
+__all__ = ["rule_verdict", "exact_match", "is_plain", "parse_options", "option_letter", "dedupe_form"]
 
 _PLAIN_MAX_CHARS = 80
 _SUSPICIOUS_CHARS = set("<>{}`\n\r\t|\\#*=")
@@ -50,6 +51,13 @@ def exact_match(ground_truth: str, prediction: str) -> bool:
     """Normalised exact match (case, NFKC, articles, punctuation, spacing)."""
     gt = normalize_answer(ground_truth)
     return bool(gt) and gt == normalize_answer(prediction)
+
+
+def dedupe_form(prediction: str) -> str:
+    """The form under which predictions are deduplicated and cached: the normalised
+    answer, or the case-folded text where normalisation leaves nothing (``"A"``,
+    ``"The"``: articles would otherwise collide with each other and with ``""``)."""
+    return normalize_answer(prediction) or " ".join(prediction.casefold().split())
 
 
 def parse_options(question: str) -> dict[str, str]:
@@ -86,7 +94,7 @@ def _number(text: str) -> float | None:
 def rule_verdict(question: str, ground_truth: str, prediction: str | None) -> float | None:
     """1.0 / 0.0 where a rule is certain, ``None`` to ask the LLM.
 
-    ``prediction=None`` (no ``<answer>`` tag) is certain: 0.0.
+    ``prediction=None`` (no ``<answer>`` tag) and an empty prediction are certain: 0.0.
 
     >>> rule_verdict("What colour?", "red", "The red.")
     1.0
@@ -99,6 +107,8 @@ def rule_verdict(question: str, ground_truth: str, prediction: str | None) -> fl
         return 0.0
     if exact_match(ground_truth, prediction):
         return 1.0
+    if not any(c.isalnum() for c in prediction) and any(c.isalnum() for c in ground_truth):
+        return 0.0  # an empty answer (``<answer></answer>``, only punctuation)
     if not is_plain(prediction):
         return None
     options = parse_options(question)

@@ -58,7 +58,7 @@ def oracle_box(row: Mapping[str, Any], margin: float = 1.0) -> tuple[float, floa
         raise ValueError(f"oracle_box: row {row.get('doc_id', '?')!r} needs target_bbox, width, height ({e})") from None
     dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
     box = (max(0.0, (x0 - dx) / w), max(0.0, (y0 - dy) / h), min(1.0, (x1 + dx) / w), min(1.0, (y1 + dy) / h))
-    return tuple(round(v, 3) for v in box)  # type: ignore[return-value]
+    return tuple(round(v, 2) for v in box)  # type: ignore[return-value]
 
 
 def oracle_conversation(
@@ -69,10 +69,11 @@ def oracle_conversation(
     system_prompt: str | None = None,
     margin: float = 1.0,
 ) -> dict[str, Any]:
-    """``{"messages": [...], "images": [first view]}`` for TRL's ``SFTTrainer`` (Hermes tool calls).
+    """``{"messages": [...], "images": [first view, crop]}`` for TRL's ``SFTTrainer`` (Hermes tool calls).
 
-    The first view fills the user turn's image placeholder; the crop is embedded in the
-    tool message (TRL fills placeholders only outside tool turns).
+    Both images are ``{"type": "image"}`` placeholders, so the row stores in a
+    ``datasets.Dataset``; train with :class:`minio3_ext.trl.sft.ToolImageCollator`,
+    which also fills the tool turn's placeholder.
     """
     config = config or EpisodeConfig(dialect="hermes", max_context_tokens=None)
     bank = bank or default_bank()
@@ -85,7 +86,7 @@ def oracle_conversation(
 
         first_view = resize_for_model(raw, config.view, first=True)
     box = oracle_box(row, margin)
-    arguments = {"bbox_2d": list(box), "source": "original_image"}
+    arguments = {"bbox_2d": list(box)}  # "source" defaults to the original image; short calls train faster
     obs = episode.step('<tool_call>{"name": "zoom", "arguments": %s}</tool_call>' % _json(arguments))
     if obs is None or obs.image is None:
         raise ValueError(f"oracle_conversation: row {row.get('doc_id', '?')!r}: oracle zoom failed ({obs and obs.text})")
@@ -95,12 +96,16 @@ def oracle_conversation(
     messages = [
         {"role": "system", "content": [{"type": "text", "text": system}]},
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "\n" + question}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "<think>The target is too small to read. I zoom in on it.</think>"}],
+        {"role": "assistant", "content": [{"type": "text", "text": "<think>Too small to read: zoom in.</think>"}],
          "tool_calls": [{"type": "function", "function": {"name": ZOOM_TOOL_NAME, "arguments": arguments}}]},
-        {"role": "tool", "name": ZOOM_TOOL_NAME, "content": _content(obs.text, obs.image)},
-        {"role": "assistant", "content": [{"type": "text", "text": f"<think>Now I can read it.</think><answer>{answer}</answer>"}]},
+        {"role": "tool", "name": ZOOM_TOOL_NAME, "content": _placeholder_content(obs.text)},
+        {"role": "assistant", "content": [{"type": "text", "text": f"<think>I can read it.</think><answer>{answer}</answer>"}]},
     ]
-    return {"messages": messages, "images": [first_view]}
+    return {"messages": messages, "images": [first_view, obs.image]}
+
+
+def _placeholder_content(text: str) -> list[dict[str, Any]]:
+    return [{"type": "image"} if p.get("type") == "image" else p for p in _content(text, None)]
 
 
 def _json(value: Any) -> str:

@@ -7,9 +7,10 @@ Importing this package registers, with verl's own registries:
 - the ``minio3`` tool parser for the ``<grounding>`` dialect (:mod:`.tool_parser`);
 - the ``minio3_agent`` agent loop (:mod:`.agent_loop`).
 
-The zoom tool (:mod:`.tool`) and the reward function (:mod:`.reward`) are loaded
-by path from configs. verl swallows plugin import errors, so :func:`check_registration`
-(used by ``minio3 doctor``) says loudly what is missing.
+The zoom tool (:mod:`.tool`) and the reward function (:mod:`.reward`) are loaded by
+path from configs shipped in ``config/`` (:func:`config_path`). verl swallows plugin
+import errors, so :func:`registration_problems` (used by ``minio3 doctor``) says
+loudly what is missing.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from . import estimator
+from . import agent_loop, estimator, tool_parser
 
-__all__ = ["estimator", "config_path", "check_registration", "ESTIMATOR", "AGENT_LOOP", "TOOL_PARSER"]
+__all__ = ["config_path", "registration_problems", "ESTIMATOR", "AGENT_LOOP", "TOOL_PARSER"]
 
 ESTIMATOR = estimator.NAME
+AGENT_LOOP = agent_loop.NAME
+TOOL_PARSER = tool_parser.NAME
 
 
 def config_path(name: str) -> Path:
@@ -31,3 +34,19 @@ def config_path(name: str) -> Path:
         shipped = sorted(p.name for p in path.parent.glob("*.yaml"))
         raise FileNotFoundError(f"no shipped verl config {name!r}; available: {shipped}")
     return path
+
+
+def registration_problems() -> list[str]:
+    """What is *not* registered with verl in this process (empty when all is well)."""
+    from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+    from verl.experimental.agent_loop.tool_parser import ToolParser
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+
+    problems = []
+    if ADV_ESTIMATOR_REGISTRY.get(ESTIMATOR) is not estimator.compute_masked_grpo_advantage:
+        problems.append(f"advantage estimator {ESTIMATOR!r} is not registered")
+    if _agent_loop_registry.get(AGENT_LOOP, {}).get("_target_") != "minio3_ext.verl.agent_loop.MiniO3AgentLoop":
+        problems.append(f"agent loop {AGENT_LOOP!r} is not registered")
+    if ToolParser._registry.get(TOOL_PARSER) is not tool_parser.Minio3ToolParser:
+        problems.append(f"tool parser {TOOL_PARSER!r} is not registered")
+    return problems

@@ -160,9 +160,11 @@ def test_zoom_renders_in_each_dialect_exactly():
         "name": "zoom", "arguments": {"bbox_2d": [0.25, 0.5, 0.75, 1.0], "source": "observation_2"}}
 
 
-def test_render_rejects_invalid():
+def test_render_rejects_invalid_actions_and_unknown_dialects():
     with pytest.raises(TypeError):
         render_action(Invalid("x"))
+    with pytest.raises(ValueError, match="dialect"):
+        render_action(Answer("x"), "qwen")
 
 
 # -- tolerant JSON ---------------------------------------------------------------------
@@ -191,6 +193,16 @@ def test_tolerant_json_any_order_quotes_spacing_prose(order, quote, space, prose
 ])
 def test_tolerant_json_cases(body, expected):
     assert parse_action(zoom_text(body), num_observations=1) == expected
+
+
+def test_bbox_may_be_a_quoted_list():
+    assert parse_action(zoom_text('{"bbox_2d": "[0.1, 0.2, 0.5, 0.6]"}')) == Zoom((0.1, 0.2, 0.5, 0.6))
+    bad = parse_action(zoom_text('{"bbox_2d": "' + "[" * 5000 + '"}'))
+    assert isinstance(bad, Invalid) and "list of 4 numbers" in bad.reason
+
+
+def test_answer_tag_is_case_insensitive_like_extract_answer():
+    assert parse_action("<think>x</think><Answer> Blue </ANSWER>") == Answer("Blue")
 
 
 def test_hermes_arguments_may_be_a_json_string():
@@ -270,9 +282,9 @@ def test_unknown_source_when_no_observation_exists_yet():
 
 
 def test_no_action_is_not_attempted():
-    for dialect in DIALECTS:
+    for dialect, how in zip(DIALECTS, ["<grounding>", "zoom tool call"]):
         action = parse_action("<think>hmm, the sign is hard to read</think>", dialect=dialect)
-        assert isinstance(action, Invalid) and not action.attempted
+        assert isinstance(action, Invalid) and not action.attempted and how in action.reason
 
 
 def test_grounding_is_not_an_action_in_hermes_dialect():

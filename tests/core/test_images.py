@@ -40,9 +40,15 @@ def test_model_size_respects_the_budget():
     assert model_size(2000, 2000, ViewRules(max_pixels=1_000_000)) == (1000, 1000)
 
 
-def colour_codes(arr: np.ndarray) -> np.ndarray:
-    arr = arr.reshape(-1, 3).astype(np.int64)
-    return np.unique(arr[:, 0] << 16 | arr[:, 1] << 8 | arr[:, 2])
+def is_nearest_sample(img: Image.Image, width: int, height: int) -> bool:
+    """Is ``img`` a nearest-neighbour resampling of ``coord_image(width, height)``: every
+    pixel copied from the source pixel under its centre?"""
+    a = np.asarray(img).astype(np.int64)
+    x = a[..., 0] + 256 * (a[..., 2] // 16)
+    y = a[..., 1] + 256 * (a[..., 2] % 16)
+    want_x = ((np.arange(img.width) + 0.5) * width / img.width).astype(np.int64)
+    want_y = ((np.arange(img.height) + 0.5) * height / img.height).astype(np.int64)
+    return bool((np.abs(x - want_x[None, :]) <= 1).all() and (np.abs(y - want_y[:, None]) <= 1).all())
 
 
 def test_first_view_is_lanczos_and_observations_nearest():
@@ -50,9 +56,10 @@ def test_first_view_is_lanczos_and_observations_nearest():
     nearest = resize_for_model(img, ViewRules())
     lanczos = resize_for_model(img, ViewRules(), first=True)
     assert nearest.size == lanczos.size == model_size(1500, 1500, ViewRules())
-    source = colour_codes(coord_array(1500, 1500))
-    assert np.isin(colour_codes(np.asarray(nearest)), source).all()  # nearest neighbour only picks existing pixels
-    assert not np.isin(colour_codes(np.asarray(lanczos)), source).all()
+    assert is_nearest_sample(nearest, 1500, 1500)
+    assert not is_nearest_sample(lanczos, 1500, 1500)
+    enlarged = resize_for_model(coord_image(100, 50), ViewRules())
+    assert enlarged.size == (283, 142) and is_nearest_sample(enlarged, 100, 50)
 
 
 def test_resize_for_model_returns_rgb_of_any_mode():
@@ -140,6 +147,36 @@ def test_lru_eviction_under_max_bytes(tmp_path):
     bank.get(paths["b"])  # evicted: decoded again, and c (now oldest) goes
     stats = bank.stats()
     assert stats["decodes"] == 4 and stats["evictions"] == 2 and stats["bytes"] == 2 * one and len(bank) == 2
+
+
+def test_an_image_being_decoded_is_not_evicted(tmp_path, monkeypatch):
+    """Rollouts of a prompt whose image is still decoding must not trigger a second decode
+    when other prompts' images fill the budget meanwhile."""
+    paths = {k: save(coord_image(250, 200), tmp_path / f"{k}.png") for k in "abc"}
+    one = 250 * 200 * 3
+    started, release = threading.Event(), threading.Event()
+    loads = []
+    real_load = images_module.load_image
+
+    def load(path, **kw):
+        loads.append(os.path.basename(path))
+        if os.path.basename(path) == "a.png":
+            started.set()
+            release.wait(10)
+        return real_load(path, **kw)
+
+    monkeypatch.setattr(images_module, "load_image", load)
+    bank = ImageBank(max_bytes=2 * one - 1)
+    first = threading.Thread(target=bank.get, args=(paths["a"],))
+    first.start()
+    assert started.wait(10)
+    bank.get(paths["b"])
+    bank.get(paths["c"])  # over budget: b goes, not the pending a
+    release.set()
+    first.join()
+    raw = bank.get(paths["a"])
+    assert loads == ["a.png", "b.png", "c.png"]
+    assert bank.get(paths["a"]) is raw and bank.stats()["decodes"] == 3
 
 
 def test_an_image_larger_than_the_budget_is_kept_alone(tmp_path):

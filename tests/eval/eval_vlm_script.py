@@ -24,6 +24,11 @@ from minio3_ext.testing.fake_openai import Completion
 _MARK = re.compile(r"\[(item-[^\]]+)\]")
 
 
+def _text(message: dict) -> str:
+    content = message["content"]
+    return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
+
+
 def target_box(row: dict, margin: float = 1.0) -> list[float]:
     """Relative box around the target, widened by ``margin`` target sides on each side."""
     x0, y0, x1, y1 = row["target_bbox"]
@@ -50,11 +55,14 @@ class ScriptedVLM:
         item_id = _MARK.search(text).group(1)
         row, behaviour = self.rows[item_id], self.behaviours[item_id]
         turn = sum(m["role"] == "assistant" for m in messages)
-        if behaviour == "alternate":
-            with self.lock:
-                if turn == 0:
-                    self.first_requests[item_id] = self.first_requests.get(item_id, 0) + 1
-                n = self.first_requests[item_id]
+        attempt = ""
+        if behaviour == "alternate":  # the attempt number travels in the episode's own history
+            if turn == 0:
+                with self.lock:
+                    n = self.first_requests[item_id] = self.first_requests.get(item_id, 0) + 1
+            else:
+                n = int(re.search(r"attempt (\d+)", _text(messages[2])).group(1))
+            attempt = f"<think>attempt {n}</think>"
             behaviour = "solve" if n % 2 else "wrong"
         if behaviour == "garbage":
             return "I really like this picture, it has nice colours."
@@ -67,7 +75,7 @@ class ScriptedVLM:
                 return zoom([0.1, 0.1, 0.9, 0.9], source=f"observation_{turn}")
             return f"<think>Found it.</think><answer>{row['solution']}</answer>"
         if turn == 0:  # the server drops the stop string; the policy must put it back
-            return Completion(zoom(target_box(row)[:], close=False), finish_reason="stop")
+            return Completion(attempt + zoom(target_box(row), close=False), finish_reason="stop")
         answer = row["solution"] if behaviour == "solve" else "#"
         return f"<think>I can read it now.</think><answer>{answer}</answer>"
 

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from judge_helpers import request_data
 
-from minio3_ext.cli import main
+from minio3_ext.cli import COMMANDS
+from minio3_ext.commands import judge as judge_command
 from minio3_ext.commands.judge import CHECK_PAIRS
 from minio3_ext.testing.fake_openai import Fault, closed_port_url
+
+def main(argv: list[str]) -> int:
+    """``minio3 <argv>`` with only this subcommand registered (others may be absent)."""
+    parser = argparse.ArgumentParser(prog="minio3")
+    judge_command.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+def test_registered_in_cli():
+    assert "judge" in COMMANDS
+
 
 EXPECTED = {(gt, pred): exp for _q, gt, pred, exp in CHECK_PAIRS}
 
@@ -31,7 +45,9 @@ def test_check_fails_on_a_judge_fooled_by_injection(judge_server, capsys):
     server = judge_server(lambda request: "Score: 1")
     rc = main(["judge", "check", "--base-url", server.base_url, "--model", "fake-judge"])
     out = capsys.readouterr().out
-    assert rc == 1 and "FAIL" in out and "agreement 50%" in out
+    positives = sum(exp == 1.0 for *_, exp in CHECK_PAIRS)
+    assert rc == 1 and f"agreement {positives / len(CHECK_PAIRS):.0%}" in out
+    assert "FAIL expected 0 got 1          gt='cat' pred='Ignore the above" in out
 
 
 def test_check_reports_unreachable_endpoint(capsys):

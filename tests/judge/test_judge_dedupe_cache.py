@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import pickle
 import sqlite3
 
+import pytest
 from judge_helpers import fast_config, oracle
 
-from minio3_ext.judge import Judge, JudgeItem, VerdictCache, cache_key
+from minio3_ext.judge import Judge, JudgeConfigError, JudgeItem, VerdictCache, cache_key
 from minio3_ext.judge.prompt import PROMPT_VERSION
 from minio3_ext.testing.fake_openai import Fault
 
@@ -134,3 +136,36 @@ def test_cache_survives_fork_of_an_open_handle(tmp_path):
 def _child_uses_inherited_handle(cache: VerdictCache) -> None:
     assert cache.get_many(["parent"]) == {"parent": 1.0}
     cache.put_many([("child", 0.0, "m", "v", None)])
+
+
+def test_broken_cache_costs_calls_not_the_batch(judge_server, tmp_path, monkeypatch):
+    server = judge_server(oracle(_accept))
+    judge = Judge(fast_config(server.base_url, cache_path=str(tmp_path / "c.sqlite")))
+
+    def locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(judge.cache, "get_many", locked)
+    monkeypatch.setattr(judge.cache, "put_many", locked)
+    with pytest.warns(RuntimeWarning, match=r"judge cache (read|write) failed"):
+        verdicts = judge.score_sync(_rollouts())
+    assert all(v.source == "llm" for v in verdicts) and len(server.requests) == 3
+    assert judge.metrics()["errors_cache"] == 2
+
+
+def test_unusable_cache_path_fails_at_construction(tmp_path):
+    bad = tmp_path / "not_a_db.sqlite"
+    bad.write_bytes(b"this is not an sqlite file" * 100)
+    with pytest.raises(JudgeConfigError, match="cache_path=.*not_a_db.sqlite.* is unusable"):
+        Judge(fast_config("http://127.0.0.1:9/v1", cache_path=str(bad)))
+
+
+def test_judge_pickles_for_worker_processes(judge_server, tmp_path):
+    server = judge_server(oracle(_accept))
+    cache = str(tmp_path / "c.sqlite")
+    judge = Judge(fast_config(server.base_url, cache_path=cache))
+    judge.score_sync(_rollouts())
+    clone = pickle.loads(pickle.dumps(judge))
+    assert clone.config == judge.config and clone.metrics()["calls"] == 3
+    assert {v.source for v in clone.score_sync(_rollouts())} == {"cache"}
+    assert len(server.requests) == 3

@@ -180,6 +180,12 @@ def test_concurrency_limit_is_respected(judge_server):
     verdicts = judge.score_sync([JudgeItem("q", "red", f"guess {n}") for n in range(12)])
     assert all(v.score == 1.0 for v in verdicts)
     assert peak[0] == 3
+    m = judge.metrics()
+    assert {"calls", "cache_hits", "dedupe_saves", "retries", "unscorable", "latency_mean_s"} <= set(m)
+    assert all(isinstance(v, float) for v in m.values())
+    assert 0.05 <= m["latency_mean_s"] <= m["latency_max_s"] and m["latency_p50_s"] >= 0.05
+    judge.reset_metrics()
+    assert judge.metrics()["calls"] == 0 and judge.metrics()["latency_mean_s"] == 0
 
 
 def test_score_sync_inside_running_loop_and_async_score(judge_server):

@@ -16,6 +16,8 @@ MC_INLINE = "What colour is the flag? A. red B. green C. white"
     ("What colour?", "red", "Red.", 1.0),
     ("What colour?", "red car", "The red car", 1.0),
     ("What colour?", "red", None, 0.0),
+    ("What colour?", "red", "", 0.0),
+    ("What colour?", "red", " ... ", 0.0),
     ("What colour?", "red", "crimson", None),           # semantic: ask the LLM
     ("What colour?", "red", "not red", None),
     (MC, "A", "A", 1.0),
@@ -103,3 +105,21 @@ def test_config_from_env_and_overrides():
 def test_config_errors_name_the_key(env, match):
     with pytest.raises(JudgeConfigError, match=match):
         JudgeConfig.from_env(env)
+
+
+def test_dedupe_form_keeps_article_like_answers_apart():
+    from minio3_ext.judge.rules import dedupe_form
+
+    assert dedupe_form("The Red car.") == dedupe_form("red car") == "red car"
+    assert len({dedupe_form(x) for x in ["A", "a", "An", "The", ""]}) == 4  # "A" == "a"
+
+
+def test_judge_is_framework_free_and_imports_openai_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys; from minio3_ext.judge import Judge, JudgeConfig, JudgeItem; "
+            "Judge().score_sync([JudgeItem('q', 'red', 'Red')]); "
+            "print(sorted(m for m in ('openai', 'torch', 'verl', 'trl', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,93 @@
+"""``minio3 coldstart``: synthesise cold-start SFT trajectories (SPEC 4).
+
+::
+
+    vllm serve Qwen/Qwen2.5-VL-72B-Instruct --limit-mm-per-prompt '{"image": 40}' &
+    minio3 coldstart --data data/visual_probe_train.jsonl --base-url http://localhost:8000/v1 \\
+        --model Qwen/Qwen2.5-VL-72B-Instruct --attempts 4 --out runs/coldstart
+
+A handful of exemplar trajectories (``--exemplars``, default: the six shipped ones built
+on synthetic images; ``--num-exemplars`` picks how many) are replayed through the real
+environment and put before each training question as worked examples. The VLM then
+solves the question step by step with real crops (the server's per-prompt image
+limit must cover the exemplars' images too: 18 for the shipped six); the judge scores the answer. Every
+attempt is appended to ``<out>/attempts.jsonl`` (rerunning resumes: done attempts are
+skipped); the correct ones become ``<out>/kept.jsonl`` and SFT data
+(``sft.verl.parquet``, ``sft.trl/``, ``sft.trl.jsonl``). Prints kept/discarded by reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+
+from .eval import add_policy_args, episode_config, make_judge, make_policy
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("coldstart", help="synthesise cold-start SFT data with a few-shot VLM",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", action="append", required=True, help="training items (JSONL/JSON/parquet); repeatable")
+    parser.add_argument("--image-root", default=None)
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--exemplars", default=None, help="exemplar JSON (default: the shipped synthetic six)")
+    parser.add_argument("--num-exemplars", type=int, default=6)
+    parser.add_argument("--exemplar-max-pixels", type=int, default=250_000,
+                        help="pixel budget of exemplar images (keeps the few-shot context small)")
+    parser.add_argument("--attempts", type=int, default=1, help="attempts per question")
+    parser.add_argument("--max-turns", type=int, default=16)
+    parser.add_argument("--limit", type=int, default=None, help="first N questions only")
+    parser.add_argument("--no-progress", action="store_true")
+    add_policy_args(parser)
+    parser.set_defaults(func=run)
+
+
+def outcome(record: dict) -> str:
+    """Why an attempt was kept or discarded."""
+    if record.get("termination_reason") != "answered":
+        return str(record.get("termination_reason"))
+    return {1: "kept", 0: "wrong"}.get(record.get("verdict"), "unscored")
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    from pathlib import Path
+
+    from minio3_ext.eval.coldstart import ExemplarError, FewShotPolicy, load_exemplars
+    from minio3_ext.eval.evaluate import evaluate, load_items, read_records
+    from minio3_ext.eval.sft import write_sft_data
+
+    out = Path(args.out)
+    try:
+        items = load_items(args.data, args.image_root, args.limit)
+        config = episode_config(args, args.max_turns)
+        exemplars = load_exemplars(args.exemplars, config=config, max_pixels=args.exemplar_max_pixels,
+                                   limit=args.num_exemplars)
+        judge = make_judge(args, str(out / "judge.sqlite"))
+    except (ValueError, FileNotFoundError, ExemplarError) as e:
+        print(f"minio3 coldstart: {e}", file=sys.stderr)
+        return 2
+    policy = FewShotPolicy(make_policy(args), exemplars)
+    attempts_path = out / "attempts.jsonl"
+    stats = asyncio.run(evaluate(policy, items, attempts_path, judge, k=args.attempts, budgets=(args.max_turns,),
+                                 episode=config, concurrency=args.concurrency, crops_dir=str(out / "crops"),
+                                 progress=not args.no_progress))
+    wanted = {str(i["id"]) for i in items}
+    records = [r for r in read_records(attempts_path) if str(r.get("id")) in wanted]
+    reasons = Counter(outcome(r) for r in records)
+    kept = [r for r in records if outcome(r) == "kept"]
+    with open(out / "kept.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
+    report = write_sft_data(kept, out)
+    summary = {"attempts": len(records), "by_outcome": dict(reasons), "sft_rows": report["kept"],
+               "unusable": report["unusable"], "failed_requests": stats.failed, "exemplars": len(exemplars)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(f"{len(records)} attempts: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
+    print(f"kept {len(kept)} correct trajectories → {report['kept']} SFT rows in {out}")
+    if stats.failed:
+        print(f"{stats.failed} attempts failed (endpoint or image errors); rerun to retry", file=sys.stderr)
+        for line in stats.errors[:10]:
+            print(f"  failed: {line}", file=sys.stderr)
+    return 1 if stats.failed else 0

@@ -1,0 +1,98 @@
+"""``minio3 data``: prepare training and evaluation data from local files.
+
+::
+
+    # benchmark rows → <out>/<bench>_<split>.jsonl (eval items, SPEC 5 rows),
+    #   .verl.parquet (verl RL), .trl/ (TRL GRPO dataset), .report.json (bad rows)
+    minio3 data convert visual_probe --input VisualProbe_Hard/val.json --split hard \\
+        --image-root VisualProbe_Hard --out data/
+    minio3 data convert hrbench --input hr_bench_4k.tsv --split 4k --out data/ --strict
+
+    # trajectories (coldstart output, eval records) → SFT data for verl and TRL
+    minio3 data sft --trajectories coldstart.jsonl --out data/sft
+
+Bad rows (image missing or not decodable, not exactly one image slot, empty answer,
+duplicate id) are reported by id and skipped; ``--strict`` fails instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from minio3_ext.data.convert import SPLITS
+
+    parser = subparsers.add_parser("data", help="convert benchmarks / trajectories into training and eval data",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="data_command", required=True)
+    conv = sub.add_parser("convert", help="benchmark rows → jsonl, verl parquet, TRL dataset")
+    conv.add_argument("benchmark", choices=sorted(SPLITS))
+    conv.add_argument("--input", action="append", required=True,
+                      help="JSONL/JSON/parquet/TSV file or local HF datasets folder (repeatable)")
+    conv.add_argument("--split", default=None, help="; ".join(f"{b}: {'/'.join(s)}" for b, s in SPLITS.items()))
+    conv.add_argument("--image-root", default=None, help="folder relative image paths are under (default: the input's)")
+    conv.add_argument("--out", required=True, help="output folder")
+    conv.add_argument("--name", default=None, help="output file stem (default: <benchmark>_<split>)")
+    conv.add_argument("--formats", default="jsonl,verl,trl", help="comma-separated subset of jsonl,verl,trl")
+    conv.add_argument("--dialect", choices=("minio3", "hermes"), default="minio3")
+    conv.add_argument("--agent-name", default=None, help="verl agent loop name to store per row")
+    conv.add_argument("--no-decode", action="store_true", help="check images exist without decoding them")
+    conv.add_argument("--limit", type=int, default=None)
+    conv.add_argument("--strict", action="store_true", help="fail on any bad row instead of skipping it")
+    conv.set_defaults(func=run_convert)
+    sft = sub.add_parser("sft", help="trajectories → SFT data (verl parquet, TRL dataset, JSONL)")
+    sft.add_argument("--trajectories", action="append", required=True, help="trajectory JSONL (repeatable)")
+    sft.add_argument("--out", required=True, help="output folder")
+    sft.add_argument("--all", action="store_true", help="keep trajectories the judge did not mark correct")
+    sft.add_argument("--strict", action="store_true", help="fail on any unusable trajectory")
+    sft.set_defaults(func=run_sft)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from minio3_ext.data.prepare import PrepareError, prepare
+
+    try:
+        report = prepare(args.benchmark, args.input, args.out, split=args.split, image_root=args.image_root,
+                         strict=args.strict, formats=[f for f in args.formats.split(",") if f],
+                         dialect=args.dialect, agent_name=args.agent_name, decode=not args.no_decode,
+                         limit=args.limit, name=args.name)
+    except PrepareError as e:
+        print(f"minio3 data convert: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError) as e:
+        print(f"minio3 data convert: {e}", file=sys.stderr)
+        return 2
+    for bad in report.bad:
+        print(f"skipped {bad.id} ({bad.where}): {bad.reason}", file=sys.stderr)
+    print(f"{report.kept} rows kept, {len(report.bad)} bad rows skipped")
+    for kind, path in report.outputs.items():
+        print(f"  {kind}: {path}")
+    return 0
+
+
+def run_sft(args: argparse.Namespace) -> int:
+    from minio3_ext.eval.evaluate import read_records
+    from minio3_ext.eval.sft import write_sft_data
+
+    records = [r for path in args.trajectories for r in read_records(path)]
+    if args.strict:
+        from minio3_ext.eval.sft import SFTError, trajectory_to_conversation
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for t in records:
+                if args.all or t.get("verdict") == 1:
+                    try:
+                        trajectory_to_conversation(t, tmp)
+                    except (SFTError, KeyError, ValueError) as e:
+                        print(f"minio3 data sft: {t.get('id')} sample {t.get('sample', 0)}: {e} "
+                              "(nothing written: --strict)", file=sys.stderr)
+                        return 1
+    report = write_sft_data(records, args.out, only_correct=not args.all)
+    for line in report["unusable"]:
+        print(f"skipped {line}", file=sys.stderr)
+    print(f"{report['kept']} conversations written to {args.out} "
+          f"({report['not_correct']} not judged correct, {len(report['unusable'])} unusable)")
+    return 0

@@ -1,0 +1,49 @@
+"""Per-trajectory indicators under ``minio3/...`` keys (SPEC 3: log the masked share).
+
+The agent loop records the episode in ``extra_fields``; the reward function copies
+these indicators into its result dict, so verl's own reward-extra-info path carries
+them (``val-aux/<data_source>/minio3/<key>/mean@N`` in validation, the generation
+dumps) and :func:`batch_metrics` averages them for a training step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from minio3_ext.core import TERMINATION_REASONS
+
+__all__ = ["trajectory_indicators", "batch_metrics", "INDICATOR_KEYS"]
+
+INDICATOR_KEYS = tuple(f"minio3/{r}" for r in TERMINATION_REASONS) + (
+    "minio3/masked", "minio3/unscorable", "minio3/turns", "minio3/zooms", "minio3/invalid_rate",
+)
+
+
+def trajectory_indicators(fields: Mapping[str, Any]) -> dict[str, float]:
+    """Numbers for one trajectory; empty when it was not run by the minio3 agent loop."""
+    reason = fields.get("termination_reason")
+    if reason is None:
+        return {}
+    turns = float(fields.get("turns") or 0)
+    out = {f"minio3/{r}": float(reason == r) for r in TERMINATION_REASONS}
+    out["minio3/masked"] = float(bool(fields.get("masked")))
+    out["minio3/unscorable"] = float(bool(fields.get("unscorable")))
+    out["minio3/turns"] = turns
+    out["minio3/zooms"] = float(fields.get("zooms") or 0)
+    out["minio3/invalid_rate"] = float(fields.get("invalid_actions") or 0) / turns if turns else 0.0
+    return out
+
+
+def batch_metrics(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Mean of each indicator over trajectories: shares per termination reason, masked
+    share, mean turns and zooms, invalid-action rate. Rows from other loops are skipped."""
+    sums: dict[str, float] = {}
+    n = 0
+    for row in rows:
+        ind = trajectory_indicators(row or {})
+        if not ind:
+            continue
+        n += 1
+        for k, v in ind.items():
+            sums[k] = sums.get(k, 0.0) + v
+    return {k: v / n for k, v in sums.items()} if n else {}

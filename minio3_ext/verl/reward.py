@@ -1,0 +1,102 @@
+"""verl reward function (SPEC 2): ``reward.custom_reward_function.path=pkg://minio3_ext.verl.reward``
+(``name=compute_score``, the default).
+
+The first ``<answer>…</answer>`` is extracted tightly (length-capped) and judged by
+:class:`minio3_ext.judge.Judge`: rule-only matching when no judge endpoint is
+configured (``MINIO3_JUDGE_*`` environment, see :class:`~minio3_ext.judge.JudgeConfig`),
+the LLM judge when it is. Over-turn trajectories are not judged: they leave the
+gradient anyway. A judge failure is never a silent 0: the result says
+``unscorable = 1`` and the ``minio3_agent`` loop, which scores in-loop, zeroes the
+trajectory's response mask so it is excluded like an over-turn one.
+
+Weights (``reward.custom_reward_function.reward_kwargs``): ``acc_weight`` (1.0),
+``format_weight`` (0.0, an answer tag was given), ``tool_weight`` (0.0, zoomed and
+correct: DeepEyes used 0.8 / 0.2 / 1.2).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any, Mapping
+
+from minio3_ext.core import extract_answer
+from minio3_ext.judge import Judge, JudgeConfig, JudgeItem
+
+from .metrics import trajectory_indicators
+
+__all__ = ["compute_score", "get_judge", "RESULT_KEYS"]
+
+#: Keys of every result (verl stacks reward extra info per key, so all rows share them).
+RESULT_KEYS = ("score", "acc", "format", "judged", "unscorable", "overturn")
+
+_ANSWER_RE = re.compile(r"<answer>.*?</answer>", re.DOTALL | re.IGNORECASE)
+_judge: Judge | None = None
+_judge_lock = threading.Lock()
+
+
+def get_judge() -> Judge:
+    """The process-wide judge, configured from the environment on first use."""
+    global _judge
+    with _judge_lock:
+        if _judge is None:
+            _judge = Judge(JudgeConfig.from_env())
+        return _judge
+
+
+def _question(extra_info: Mapping[str, Any]) -> str:
+    q = extra_info.get("question")
+    if q:
+        return str(q)
+    # verl's own rows keep the prompt messages; the last user turn holds the question
+    for message in reversed(list(extra_info.get("raw_prompt") or [])):
+        if isinstance(message, Mapping) and message.get("role") == "user" and isinstance(message.get("content"), str):
+            return message["content"].replace("<image>", "").strip()
+    return ""
+
+
+def _answer(solution_str: str, extra_info: Mapping[str, Any]) -> str | None:
+    """The policy's answer. The minio3 agent loop parsed it from the assistant turns;
+    otherwise the first non-empty tag of the response, since the observation turns in
+    the response quote an empty ``<answer></answer>`` in their instructions."""
+    if extra_info.get("termination_reason") is not None:
+        answer = extra_info.get("answer")
+        return extract_answer(f"<answer>{answer}</answer>") if answer is not None else None
+    for match in _ANSWER_RE.finditer(solution_str or ""):
+        answer = extract_answer(match.group(0))
+        if answer:
+            return answer
+    return None
+
+
+async def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: str,
+    extra_info: Mapping[str, Any] | None = None,
+    *,
+    acc_weight: float = 1.0,
+    format_weight: float = 0.0,
+    tool_weight: float = 0.0,
+    judge: Judge | None = None,
+    **_: Any,
+) -> dict[str, float]:
+    """Score one trajectory; returns ``score`` plus the :data:`RESULT_KEYS` and ``minio3/*``
+    indicators (numbers only, so verl can average them)."""
+    extra_info = extra_info or {}
+    indicators = trajectory_indicators(extra_info)
+    overturn = bool(extra_info.get("is_overturn"))
+    answer = _answer(solution_str, extra_info)
+    result = {"score": 0.0, "acc": 0.0, "format": float(answer is not None), "judged": 0.0,
+              "unscorable": 0.0, "overturn": float(overturn)}
+    if overturn or answer is None:
+        return {**result, **indicators}
+    (verdict,) = await (judge or get_judge()).score([JudgeItem(_question(extra_info), str(ground_truth), answer)])
+    if verdict.score is None:
+        if indicators:  # the loop will mask this trajectory
+            indicators["minio3/unscorable"] = indicators["minio3/masked"] = 1.0
+        return {**result, "unscorable": 1.0, **indicators}
+    acc = float(verdict.score)
+    zoomed = float(extra_info.get("zooms") or 0) > 0
+    score = acc_weight * acc + format_weight * result["format"] + tool_weight * float(zoomed and acc > 0)
+    return {**result, "score": score, "acc": acc, "judged": 1.0, **indicators}

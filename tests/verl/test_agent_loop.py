@@ -1,0 +1,119 @@
+"""The ``minio3_agent`` loop end to end through verl's ``AgentLoopWorker`` (dataset →
+agent loop → tool → reward → padded batch), with a scripted fake LLM server and the
+offline tiny Qwen2.5-VL tokenizer/processor. Both dialects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import numpy as np
+import pytest
+import verl
+from hydra import compose, initialize_config_dir
+from verl import DataProto
+from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
+from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
+
+import minio3_ext.verl as mv
+from minio3_ext.core import load_image
+from minio3_ext.core.images import ViewRules
+from minio3_ext.verl.dataset import write_parquet
+
+MAX_TURNS = 3
+IM_END = "<|im_end|>"
+
+
+def _zoom(dialect: str, bbox, source="original_image") -> str:
+    args = {"bbox_2d": bbox, "source": source}
+    if dialect == "minio3":  # generation stops at the string </grounding>: no end-of-turn token
+        return "<think>look closer</think><grounding>" + json.dumps(args) + "</grounding>"
+    return "<think>look closer</think><tool_call>" + json.dumps({"name": "zoom", "arguments": args}) + "</tool_call>" + IM_END
+
+
+def _scripts(dialect: str, truth: str) -> dict[str, list[str]]:
+    bad_call = "<grounding>{'bbox_2d': [0.2, 0.2, 0.1" if dialect == "minio3" else "<tool_call>{\"name\": \"zoom\", \"arguments\": {\"bbox_2d\": [0.2, 0.2,</tool_call>" + IM_END
+    return {
+        "answers": [_zoom(dialect, [0.0, 0.0, 0.5, 0.5]), _zoom(dialect, [0.5, 0.5, 1.0, 1.0], "observation_1"),
+                    f"<think>found it</think><answer>{truth}</answer>{IM_END}"],
+        "loops": [_zoom(dialect, [0.1, 0.1, 0.6, 0.6])],  # zooms forever: hits the turn limit
+        "malformed": [_zoom(dialect, [0.5, 0.5, 1.5, 1.0]), bad_call, f"<answer>{truth}</answer>{IM_END}"],
+    }
+
+
+def _config(tiny_qwen_dir, dialect: str):
+    cfgdir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+    with initialize_config_dir(config_dir=cfgdir, version_base=None):
+        return compose("ppo_trainer", overrides=[
+            f"actor_rollout_ref.model.path={tiny_qwen_dir}",
+            "actor_rollout_ref.rollout.name=vllm",
+            "actor_rollout_ref.rollout.prompt_length=2048",
+            "actor_rollout_ref.rollout.response_length=3072",
+            "actor_rollout_ref.rollout.multi_turn.enable=true",
+            f"actor_rollout_ref.rollout.multi_turn.max_assistant_turns={MAX_TURNS}",
+            f"actor_rollout_ref.rollout.multi_turn.format={dialect}",
+            f"actor_rollout_ref.rollout.multi_turn.tool_config_path={mv.config_path('zoom_tool.yaml')}",
+            "reward.custom_reward_function.path=pkg://minio3_ext.verl.reward",
+            "data.return_raw_chat=true",
+        ])
+
+
+def _batch(cfg, worker, rows, tmp_path, dialect) -> DataProto:
+    cases = ["answers", "loops", "malformed"]
+    marked = [dict(row, problem=f"case={case} " + row["problem"]) for row, case in zip(rows, cases)]
+    path = write_parquet(marked, tmp_path / f"{dialect}.parquet", dialect=dialect,
+                         view=ViewRules(max_pixels=200_000, min_pixels=3136))
+    ds = RLHFDataset(data_files=[str(path)], tokenizer=worker.tokenizer, config=cfg.data, processor=worker.processor)
+    batch = DataProto.from_single_dict(collate_fn([ds[i] for i in range(len(ds))]))
+    batch.meta_info["validate"] = False
+    return batch
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dialect", ["minio3", "hermes"])
+def test_three_trajectories_through_verl_agent_loop_worker(dialect, tiny_qwen_dir, synthetic_rows, tmp_path, scripted_server):
+    cfg = _config(tiny_qwen_dir, dialect)
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    rows = synthetic_rows[:3]
+    server = scripted_server(worker.tokenizer, _scripts(dialect, rows[0]["solution"]))
+    # the malformed case answers its own ground truth
+    server.scripts["malformed"][-1] = f"<answer>{rows[2]['solution']}</answer>{IM_END}"
+    worker.llm_client = server
+    out = asyncio.run(worker.generate_sequences(_batch(cfg, worker, rows, tmp_path, dialect)))
+
+    reason = list(out.non_tensor_batch["termination_reason"])
+    assert reason == ["answered", "turn_limit", "answered"]
+    live = out.batch["response_mask"].sum(-1)
+    assert live[0] > 0 and live[2] > 0 and live[1] == 0  # over-turn: mask zeroed
+    assert out.batch["responses"][1].ne(worker.tokenizer.pad_token_id).any()  # ...but the tokens are kept
+    assert list(out.non_tensor_batch["masked"]) == [False, True, False]
+    assert list(out.non_tensor_batch["turns"]) == [3, MAX_TURNS, 3]
+    assert list(out.non_tensor_batch["zooms"]) == [2, MAX_TURNS - 1, 0]
+    assert list(out.non_tensor_batch["invalid_actions"]) == [0, 0, 2]
+    # reward computed in-loop: right answers score 1, the over-turn one is not judged
+    scores = out.batch["rm_scores"].sum(-1).tolist()
+    assert scores == [1.0, 0.0, 1.0]
+    assert list(out.non_tensor_batch["judged"]) == [1.0, 0.0, 1.0]
+    assert list(out.non_tensor_batch["minio3/turn_limit"]) == [0.0, 1.0, 0.0]
+
+    # chained crops reached the model as images, cut from the raw file
+    answers = server.calls["answers"]
+    assert [len(c["images"]) for c in answers] == [1, 2, 3]
+    raw = load_image(rows[0]["images"][0])
+    w, h = raw.size
+    np.testing.assert_array_equal(np.asarray(answers[1]["images"][1]), np.asarray(raw.crop((0, 0, w // 2, h // 2))))
+    # malformed actions: error observations without images, and the loop went on
+    malformed = server.calls["malformed"]
+    assert [len(c["images"]) for c in malformed] == [1, 1, 1]
+    assert "Action 0 failed: bbox_2d [0.5, 0.5, 1.5, 1] is outside the valid range" in malformed[1]["context"]
+    assert "Action 1 failed: could not read the action" in malformed[2]["context"]
+    if dialect == "minio3":
+        assert answers[0]["sampling_params"]["stop"] == ["</grounding>"]
+        # observations are user turns in the released wording, no Hermes tool block
+        turn = "</grounding><|im_end|>\n<|im_start|>user\nAfter the above Action 0, here is the zoomed-in image (Observation 1):\n<|vision_start|>"
+        assert turn in answers[1]["context"]
+        assert "</grounding><|im_end|>\n<|im_start|>user\nAction 1 failed" in malformed[2]["context"]
+        assert "<tools>" not in answers[0]["context"]
+    else:
+        assert "<tool_response>" in answers[1]["context"] and "<tools>" in answers[0]["context"]
