@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import platform
 import sys
 import time
@@ -71,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] {module_name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
     mode = "quick" if args.quick else "full"
-    print(f"minio3_ext benchmarks ({mode}) on {platform.node() or 'unknown host'}: {platform.processor() or platform.machine()}, "
-          f"{_cpu_count()} CPUs, Python {platform.python_version()}; {time.perf_counter() - t_start:.0f} s\n")
+    print(f"minio3_ext benchmarks ({mode}) on {machine_description()}; {time.perf_counter() - t_start:.0f} s\n")
     print(format_table(rows))
     if failed:
         print(f"\nFAILED to run: {', '.join(failed)}")
@@ -82,10 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed or missed else 0
 
 
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def machine_description() -> str:
+    """CPU model, usable CPUs, memory, OS and Python: what a reader needs to compare figures."""
+    cpu, mem = platform.processor() or platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+        with open("/proc/meminfo") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return f"{cpu}, {cpus} CPUs{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
 if __name__ == "__main__":

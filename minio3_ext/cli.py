@@ -13,6 +13,7 @@ import sys
 #: Subcommand modules, in help order. Add a line to add a command.
 COMMANDS = [
     "synth",
+    "demo",
     "judge",
     "data",
     "coldstart",

@@ -27,7 +27,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -265,7 +265,3 @@ def run_demo(out_dir: str | os.PathLike[str], cfg: DemoConfig = DemoConfig(), *,
         log(f"[minio3 demo] budget {row['budget']}: accuracy {acc} over {row['items']} items, reasons {row['reasons']}")
     log(f"[minio3 demo] run folder: {out}")
     return paths
-
-
-def quick_config(**overrides: Any) -> DemoConfig:
-    return replace(QUICK, **overrides)

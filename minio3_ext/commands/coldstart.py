@@ -22,7 +22,7 @@ import argparse
 import sys
 from collections import Counter
 
-from .eval import add_policy_args, episode_config, make_judge, make_policy
+from .eval import add_policy_args, episode_config, make_judge, make_policy, missing_packages
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    problem = missing_packages("openai", "pyarrow", "datasets")
+    if problem:
+        print(f"minio3 coldstart: {problem}", file=sys.stderr)
+        return 2
     from minio3_ext.eval.coldstart import ExemplarError, FewShotPolicy, load_exemplars
     from minio3_ext.eval.evaluate import evaluate, load_items, read_records
     from minio3_ext.eval.sft import write_sft_data

@@ -22,7 +22,7 @@ import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from minio3_ext.data.convert import SPLITS
+    from minio3_ext.data.benchmarks import SPLITS
 
     parser = subparsers.add_parser("data", help="convert benchmarks / trajectories into training and eval data",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     conv.add_argument("--name", default=None, help="output file stem (default: <benchmark>_<split>)")
     conv.add_argument("--formats", default="jsonl,verl,trl", help="comma-separated subset of jsonl,verl,trl")
     conv.add_argument("--dialect", choices=("minio3", "hermes"), default="minio3")
-    conv.add_argument("--agent-name", default=None, help="verl agent loop name to store per row")
+    conv.add_argument("--agent-name", default="minio3_agent", help="verl agent loop per row ('' to leave it out)")
     conv.add_argument("--no-decode", action="store_true", help="check images exist without decoding them")
     conv.add_argument("--limit", type=int, default=None)
     conv.add_argument("--strict", action="store_true", help="fail on any bad row instead of skipping it")
@@ -56,7 +56,7 @@ def run_convert(args: argparse.Namespace) -> int:
     try:
         report = prepare(args.benchmark, args.input, args.out, split=args.split, image_root=args.image_root,
                          strict=args.strict, formats=[f for f in args.formats.split(",") if f],
-                         dialect=args.dialect, agent_name=args.agent_name, decode=not args.no_decode,
+                         dialect=args.dialect, agent_name=args.agent_name or None, decode=not args.no_decode,
                          limit=args.limit, name=args.name)
     except PrepareError as e:
         print(f"minio3 data convert: {e}", file=sys.stderr)

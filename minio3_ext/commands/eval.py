@@ -52,6 +52,16 @@ def add_policy_args(parser: argparse.ArgumentParser) -> None:
     j.add_argument("--judge-cache", default=None, help="sqlite verdict cache (default: next to the output)")
 
 
+def missing_packages(*names: str) -> str | None:
+    """A message naming the packages (from the extras) this command needs, or None."""
+    import importlib.util
+
+    missing = [n for n in names if importlib.util.find_spec(n) is None]
+    if not missing:
+        return None
+    return f"needs {', '.join(missing)}: pip install 'minio3-ext[judge,trl]'"
+
+
 def make_policy(args: argparse.Namespace):
     from minio3_ext.eval.openai_policy import OpenAIPolicy
 
@@ -97,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    problem = missing_packages("openai", "matplotlib")
+    if problem:
+        print(f"minio3 eval: {problem}", file=sys.stderr)
+        return 2
     from minio3_ext.eval.evaluate import evaluate, load_items, read_records
     from minio3_ext.eval.metrics import summarize
     from minio3_ext.eval.report import format_summary_table, plot_accuracy_vs_budget
@@ -109,9 +123,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"minio3 eval: {e}", file=sys.stderr)
         return 2
     policy = make_policy(args)
-    stats = asyncio.run(evaluate(policy, items, args.out, judge, k=args.k, budgets=args.budgets, episode=config,
-                                 concurrency=args.concurrency, crops_dir=args.save_crops,
-                                 progress=not args.no_progress))
+    try:
+        stats = asyncio.run(evaluate(policy, items, args.out, judge, k=args.k, budgets=args.budgets, episode=config,
+                                     concurrency=args.concurrency, crops_dir=args.save_crops,
+                                     progress=not args.no_progress))
+    except ValueError as e:
+        print(f"minio3 eval: {e}", file=sys.stderr)
+        return 2
     wanted = {str(i["id"]) for i in items}
     records = [r for r in read_records(args.out) if str(r.get("id")) in wanted and int(r.get("sample", 0)) < args.k]
     summary = summarize(records, args.budgets)

@@ -36,6 +36,7 @@ from typing import Any, Callable, Mapping
 from PIL import Image
 
 from ..core.images import ImageError, load_image
+from .benchmarks import SPLITS
 
 __all__ = ["Problem", "RowError", "ConvertContext", "CONVERTERS", "SPLITS", "convert_row", "validate"]
 
@@ -83,6 +84,7 @@ class ConvertContext:
 
 _OPTION_SUFFIX = "Answer with the option's letter from the given choices directly."
 _IMAGE_SLOT = "<image>"
+_BASE64 = re.compile(r"[A-Za-z0-9+/\s]+={0,2}")
 
 
 def _text(value: Any, what: str) -> str:
@@ -119,8 +121,8 @@ def _local_image(value: Any, ctx: ConvertContext, name: str) -> str:
     value = value.strip()
     if value.startswith("file://"):
         value = value[len("file://"):]
-    if len(value) > 1024:  # no path is this long: a base64 payload (HR-Bench)
-        try:
+    if len(value) > 1024 or (len(value) >= 64 and _BASE64.fullmatch(value) and not os.path.exists(value)):
+        try:  # a base64 payload (HR-Bench); paths have dots, and are never this long
             return _write_image(base64.b64decode(value, validate=True), ctx, name)
         except (binascii.Error, ValueError):
             raise RowError("image field is neither a path nor valid base64") from None
@@ -232,13 +234,6 @@ CONVERTERS: dict[str, Callable[[Mapping[str, Any], int, ConvertContext], Problem
     "deepeyes": _deepeyes,
     "vstar": _vstar,
     "hrbench": _hrbench,
-}
-#: Allowed ``--split`` values per benchmark (the first is the default).
-SPLITS = {
-    "visual_probe": ("train", "easy", "medium", "hard"),
-    "deepeyes": ("train",),
-    "vstar": ("test",),
-    "hrbench": ("4k", "8k"),
 }
 
 

@@ -2,23 +2,25 @@
 
 **verl RL parquet** (what ``verl.utils.dataset.RLHFDataset`` and the minio3 agent loop read)::
 
-    data_source, agent_name (optional),
+    data_source, agent_name ("minio3_agent" by default),
     prompt: [{"role": "system", "content": <dialect system prompt>},
              {"role": "user", "content": "<image>\\n<question>"}],
-    images: [{"image": "/abs/path"}],
+    images: [{"image": "/abs/path", "max_pixels": 2000000, "min_pixels": 40000}],
     ability: "visual_search",
     reward_model: {"style": "model", "ground_truth": <answer>},
-    extra_info: {"index", "doc_id", "question", "answer", "benchmark", "difficulty",
+    extra_info: {"index", "doc_id", "split", "question", "answer", "benchmark", "difficulty",
                  "image_path", "need_tools_kwargs": True,
                  "tools_kwargs": {"zoom": {"create_kwargs": {"image": "/abs/path"}}}}
 
 The zoom tool crops from ``extra_info.tools_kwargs.zoom.create_kwargs.image`` (the raw
-file), never from the copy verl resized for the prompt.
+file), never from the copy verl resized for the prompt; ``max_pixels``/``min_pixels``
+make verl's first view match the episode's pixel budget (SPEC 1.3).
 
-**TRL dataset** (``datasets.save_to_disk`` folder for ``GRPOTrainer``): ``prompt``
-(conversational, text only: TRL inserts the image into the first user turn),
-``images`` (a list with the one image), ``solution``, ``image_path``, ``doc_id``,
-``data_source``, ``benchmark``, ``difficulty``.
+**TRL dataset** (``datasets.save_to_disk`` folder for ``GRPOTrainer`` with the
+minio3 zoom environment): the layout of :func:`minio3_ext.trl.data.grpo_rows` —
+``prompt`` (hermes system prompt, empty user turn: the environment adds the first view
+and the question on ``reset``), ``image_path``, ``question``, ``solution``, ``doc_id``,
+``data_source`` — plus ``benchmark`` and ``difficulty``.
 
 **SFT** (multi-turn, several images): verl's ``MultiTurnSFTDataset`` parquet with
 ``messages`` (string contents holding ``<image>`` slots) and ``images`` (``[{"image":
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..core import prompts
+from ..core.images import ViewRules
 from .convert import Problem
 
 __all__ = [
@@ -42,18 +45,23 @@ __all__ = [
 ]
 
 ABILITY = "visual_search"
+#: The verl agent loop the minio3 plugin registers.
+DEFAULT_AGENT = "minio3_agent"
 
 
-def verl_rl_row(problem: Problem, index: int, dialect: str = "minio3", agent_name: str | None = None) -> dict[str, Any]:
+def verl_rl_row(problem: Problem, index: int, dialect: str = "minio3", agent_name: str | None = DEFAULT_AGENT,
+                view: ViewRules = ViewRules()) -> dict[str, Any]:
+    """Same layout as :func:`minio3_ext.verl.dataset.to_verl_row` (the verl adapter's)."""
     row = {
         "data_source": problem.data_source,
         "prompt": [{"role": "system", "content": prompts.system_prompt(dialect)},
                    {"role": "user", "content": prompts.user_prompt(problem.question)}],
-        "images": [{"image": problem.image}],
+        "images": [{"image": problem.image, "max_pixels": view.max_pixels, "min_pixels": view.min_pixels}],
         "ability": ABILITY,
         "reward_model": {"style": "model", "ground_truth": problem.answer},
         "extra_info": {
-            "index": index, "doc_id": problem.doc_id, "question": problem.question, "answer": problem.answer,
+            "index": index, "doc_id": problem.doc_id, "split": problem.difficulty, "question": problem.question,
+            "answer": problem.answer,
             "benchmark": problem.benchmark, "difficulty": problem.difficulty, "image_path": problem.image,
             "need_tools_kwargs": True, "tools_kwargs": {"zoom": {"create_kwargs": {"image": problem.image}}},
         },
@@ -63,13 +71,14 @@ def verl_rl_row(problem: Problem, index: int, dialect: str = "minio3", agent_nam
     return row
 
 
-def trl_rl_row(problem: Problem, dialect: str = "minio3") -> dict[str, Any]:
+def trl_rl_row(problem: Problem) -> dict[str, Any]:
+    """Same layout as :func:`minio3_ext.trl.data.grpo_rows` (TRL's tool loop speaks the
+    hermes dialect; the zoom environment adds the image and question on ``reset``)."""
     return {
-        "prompt": [{"role": "system", "content": prompts.system_prompt(dialect)},
-                   {"role": "user", "content": problem.question}],
-        "images": [problem.image], "solution": problem.answer, "image_path": problem.image,
-        "doc_id": problem.doc_id, "data_source": problem.data_source, "benchmark": problem.benchmark,
-        "difficulty": problem.difficulty,
+        "doc_id": problem.doc_id, "solution": problem.answer, "data_source": problem.data_source,
+        "prompt": [{"role": "system", "content": prompts.system_prompt("hermes")}, {"role": "user", "content": ""}],
+        "image_path": problem.image, "question": problem.question,
+        "benchmark": problem.benchmark, "difficulty": problem.difficulty,
     }
 
 
@@ -97,12 +106,13 @@ def write_parquet(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str
 
 
 def write_trl_dataset(rows: Sequence[Mapping[str, Any]], folder: str | os.PathLike[str]) -> Path:
-    """``datasets.save_to_disk`` folder; ``images`` is a list of ``datasets.Image``
-    (stored as paths, decoded lazily)."""
+    """``datasets.save_to_disk`` folder; an ``images`` column becomes a list of
+    ``datasets.Image`` (decoded to PIL on access)."""
     import datasets
 
     ds = datasets.Dataset.from_list([dict(r) for r in rows])
-    ds = ds.cast_column("images", datasets.List(datasets.Image()))
+    if "images" in ds.column_names:
+        ds = ds.cast_column("images", datasets.List(datasets.Image()))
     out = Path(folder)
     ds.save_to_disk(str(out))
     return out

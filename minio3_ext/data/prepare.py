@@ -7,6 +7,7 @@ fails without writing anything (``strict``). Nothing is silently dropped: the re
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -69,7 +70,7 @@ def prepare(
     strict: bool = False,
     formats: Iterable[str] = FORMATS,
     dialect: str = "minio3",
-    agent_name: str | None = None,
+    agent_name: str | None = "minio3_agent",
     decode: bool = True,
     limit: int | None = None,
     name: str | None = None,
@@ -83,6 +84,9 @@ def prepare(
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ValueError(f"unknown format(s) {sorted(unknown)}; expected from {FORMATS}")
+    if "trl" in formats:
+        if importlib.util.find_spec("datasets") is None:
+            raise ValueError("the 'trl' format needs the `datasets` package: pip install 'minio3-ext[trl]'")
     out = Path(out_dir)
     name = name or f"{benchmark}_{split}"
     report = PrepareReport(benchmark, split)
@@ -116,7 +120,7 @@ def prepare(
         rows = [verl_rl_row(p, i, dialect, agent_name) for i, p in enumerate(problems)]
         report.outputs["verl"] = str(write_parquet(rows, out / f"{name}.verl.parquet"))
     if "trl" in formats:
-        report.outputs["trl"] = str(write_trl_dataset([trl_rl_row(p, dialect) for p in problems], out / f"{name}.trl"))
+        report.outputs["trl"] = str(write_trl_dataset([trl_rl_row(p) for p in problems], out / f"{name}.trl"))
     report_path = out / f"{name}.report.json"
     report.outputs["report"] = str(report_path)
     out.mkdir(parents=True, exist_ok=True)

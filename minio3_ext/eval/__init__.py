@@ -4,7 +4,10 @@
 - :mod:`.runner` — ``run_episode(policy, row, config, bank)``, budget prefixes, scoring;
 - :mod:`.metrics` — Avg@K and the benchmark × difficulty × budget summary;
 - :mod:`.report` — trajectory HTML viewer, accuracy-vs-budget plot, summary table;
-- :mod:`.openai_policy` — a policy backed by an OpenAI-compatible chat endpoint.
+- :mod:`.openai_policy` — a policy backed by an OpenAI-compatible chat endpoint;
+- :mod:`.evaluate` — resumable Avg@K × budget runs (``minio3 eval``);
+- :mod:`.coldstart` — few-shot exemplars and cold-start synthesis (``minio3 coldstart``);
+- :mod:`.sft` — trajectories → multi-turn SFT data for verl and TRL.
 """
 
 from .metrics import DEFAULT_BUDGETS, avg_at_k, summarize

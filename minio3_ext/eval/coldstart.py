@@ -46,10 +46,12 @@ class ExemplarError(ValueError):
 class Exemplar:
     """One replayed exemplar: its chat messages (images as PIL) without the system prompt."""
 
-    def __init__(self, name: str, messages: list[dict[str, Any]], answer: str):
+    def __init__(self, name: str, messages: list[dict[str, Any]], answer: str, actions: list[dict[str, Any]]):
         self.name = name
         self.messages = messages
         self.answer = answer
+        self.actions = actions
+        """``Episode.summary()["actions"]`` of the replay: kinds and pixel boxes."""
 
 
 def _source(entry: Mapping[str, Any], generator: Mapping[str, Any], name: str) -> tuple[Image.Image, str, str]:
@@ -117,7 +119,7 @@ def _replay(name: str, turns: Sequence[str], original: Image.Image, question: st
         raise ExemplarError(f"{name}: must end with an <answer> on its last turn (ended: {episode.termination_reason})")
     if normalize_answer(episode.answer or "") != normalize_answer(answer):
         raise ExemplarError(f"{name}: answers {episode.answer!r} but the correct answer is {answer!r}")
-    return Exemplar(name, messages, answer)
+    return Exemplar(name, messages, answer, episode.summary()["actions"])
 
 
 class FewShotPolicy:

@@ -128,8 +128,14 @@ async def evaluate(
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     repair_tail(out)
-    done = {item_key(r) for r in read_records(out) if "id" in r}
+    existing = [r for r in read_records(out) if "id" in r]
     config = replace(episode, max_turns=max(budgets))
+    short = [r for r in existing if int(r.get("budget", 0)) < config.max_turns and r.get("termination_reason") == "turn_limit"]
+    if short:
+        raise ValueError(
+            f"{out}: {len(short)} record(s) ran under a budget of {short[0].get('budget')} turns and hit it; "
+            f"budget {config.max_turns} cannot be derived from them. Use a new output file for larger budgets.")
+    done = {item_key(r) for r in existing}
     todo = [(item, s) for item in items for s in range(k) if (str(item["id"]), s) not in done]
     stats = EvalStats(done_before=len(done))
     bank = bank or ImageBank()

@@ -5,20 +5,27 @@ become base64 data URLs, and ``tool`` observations (hermes dialect) become user 
 wrapped in ``<tool_response>`` — the way Qwen chat templates render tool results —
 because OpenAI ``tool`` messages cannot carry images. Generation stops at the action's
 closing tag (``</grounding>`` or ``</tool_call>``); OpenAI servers drop the stop
-string, so it is put back.
+string, so it is put back. A 400 reply saying the prompt exceeds the model's context
+ends the episode as ``context_limit`` (:class:`~.runner.ContextLimitExceeded`).
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import re
 import weakref
 from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
+from .runner import ContextLimitExceeded
+
 __all__ = ["OpenAIPolicy", "to_openai_messages", "image_data_url"]
 
+#: How vLLM and OpenAI word a request that exceeds the model's context.
+_CONTEXT_RE = re.compile(r"maximum context length|context length exceeded|context_length_exceeded|too many tokens"
+                         r"|prompt is too long|exceeds the model's context", re.IGNORECASE)
 _CLOSE = {"<grounding>": "</grounding>", "<tool_call>": "</tool_call>"}
 
 
@@ -108,11 +115,18 @@ class OpenAIPolicy:
         self._encode = _UrlCache(image_format)
 
     async def __call__(self, messages: Sequence[Mapping[str, Any]]) -> str:
-        response = await self.client.chat.completions.create(
-            model=self.model, messages=to_openai_messages(messages, self._encode),
-            temperature=self.temperature, max_tokens=self.max_tokens, stop=self.stop,
-            extra_body=self.extra_body or None,
-        )
+        from openai import BadRequestError
+
+        try:
+            response = await self.client.chat.completions.create(
+                model=self.model, messages=to_openai_messages(messages, self._encode),
+                temperature=self.temperature, max_tokens=self.max_tokens, stop=self.stop,
+                extra_body=self.extra_body or None,
+            )
+        except BadRequestError as e:
+            if _CONTEXT_RE.search(str(e)):
+                raise ContextLimitExceeded(str(e)) from e
+            raise
         choice = response.choices[0]
         text = choice.message.content or ""
         return restore_stop(text) if choice.finish_reason == "stop" else text

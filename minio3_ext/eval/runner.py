@@ -43,12 +43,17 @@ from ..core.images import ImageBank, default_bank
 from .records import as_item
 
 __all__ = [
-    "Policy", "approx_tokens", "build_messages", "text_with_images", "run_episode",
+    "Policy", "ContextLimitExceeded", "approx_tokens", "build_messages", "text_with_images", "run_episode",
     "score_trajectory", "at_budget", "MAX_BUDGET_KEY",
 ]
 
 Policy = Callable[[list[dict[str, Any]]], Awaitable[str]]
 MAX_BUDGET_KEY = "budget"
+
+
+class ContextLimitExceeded(Exception):
+    """Raised by a policy when the conversation no longer fits the model's context
+    (e.g. vLLM's 400 "maximum context length"): the episode ends as ``context_limit``."""
 
 
 def approx_tokens(text: str) -> int:
@@ -117,7 +122,11 @@ async def run_episode(
     turns: list[dict[str, Any]] = []
     obs_role = "user" if config.dialect == "minio3" else "tool"
     while not episode.done:
-        text = await policy(messages)
+        try:
+            text = await policy(messages)
+        except ContextLimitExceeded:
+            episode.terminate("context_limit")
+            break
         if not isinstance(text, str):
             text = "" if text is None else str(text)
         obs = episode.step(text)

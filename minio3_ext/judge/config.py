@@ -28,7 +28,8 @@ class JudgeConfig:
     base_url: str | None = None
     """OpenAI-compatible endpoint, e.g. ``http://localhost:8000/v1`` (a ``vllm serve``)."""
     api_key: str | None = None
-    """Bearer key; ``None`` sends the placeholder ``"EMPTY"`` (what vLLM accepts)."""
+    """Bearer key; ``None`` falls back to ``$OPENAI_API_KEY``, else the placeholder
+    ``"EMPTY"`` (what a keyless ``vllm serve`` accepts)."""
     model: str | None = None
     """Model name as the endpoint knows it, e.g. ``Qwen/Qwen2.5-72B-Instruct``."""
     timeout_s: float = 30.0

@@ -14,6 +14,12 @@ Usage with any OpenAI-compatible endpoint (``pip install minio3-ext[judge]``)::
 Inside async code use ``await judge.score(items)``. ``JudgeConfig.from_env()`` reads
 ``MINIO3_JUDGE_BASE_URL``, ``MINIO3_JUDGE_API_KEY``, ``MINIO3_JUDGE_MODEL`` etc.
 
+Pipeline per batch: items without a prediction score 0; the rule path
+(:mod:`minio3_ext.judge.rules`) decides certain cases; the rest are grouped by
+(question, ground truth, normalised prediction) and each group is asked once, or
+read from the sqlite cache, or joins an identical request already in flight from a
+concurrent ``score`` call on the same event loop.
+
 The ``openai`` package is imported lazily, on the first LLM call: rule-only mode and
 importing this module need only the standard library.
 
@@ -32,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import os
 import random
 import sqlite3
 import threading
@@ -40,6 +47,8 @@ import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
+
+from minio3_ext.core.answers import extract_answer
 
 from .cache import VerdictCache, cache_key
 from .config import JudgeConfig, JudgeConfigError
@@ -62,6 +71,12 @@ class JudgeItem:
     question: str
     ground_truth: str
     prediction: str | None
+
+    @classmethod
+    def from_completion(cls, question: str, ground_truth: str, completion: str | None) -> "JudgeItem":
+        """Build from a whole trajectory text: the prediction is its first
+        ``<answer>…</answer>`` (stripped, length-capped), ``None`` without one."""
+        return cls(question, ground_truth, extract_answer(completion))
 
 
 @dataclass(frozen=True)
@@ -113,7 +128,7 @@ class Judge:
         self._lock = threading.Lock()
         self._counts: dict[str, float] = {k: 0.0 for k in _METRIC_KEYS}
         self._reset_latency()
-        self._per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, asyncio.Semaphore]]" = (
+        self._per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple]" = (
             weakref.WeakKeyDictionary())
 
     # ------------------------------------------------------------------ public API
@@ -152,12 +167,12 @@ class Judge:
                 for i in groups[key]:
                     verdicts[i] = Verdict(cached[keys[key]], "cache")
 
-        results = await self._ask_all([prepared[reps[key]] for key in to_ask]) if to_ask else []
+        results, owned = await self._ask_shared([keys[key] for key in to_ask], [prepared[reps[key]] for key in to_ask])
         fresh = []
-        for key, verdict in zip(to_ask, results):
+        for key, verdict, own in zip(to_ask, results, owned):
             for i in groups[key]:
                 verdicts[i] = verdict
-            if verdict.source == "llm":
+            if own and verdict.source == "llm":
                 fresh.append((keys[key], verdict.score, cfg.model or "", PROMPT_VERSION, verdict.reply))
         if fresh:
             await self._cache_put(fresh)
@@ -172,8 +187,8 @@ class Judge:
             c["rule_decisions"] += sum(v.source == "rule" for v in done)
             c["unscorable"] += sum(v.score is None for v in done)
             c["cache_hits"] += len(groups) - len(to_ask)
-            c["dedupe_saves"] += sum(len(m) - 1 for m in groups.values())
-            c["llm_verdicts"] += sum(r.source == "llm" for r in results)
+            c["dedupe_saves"] += sum(len(m) - 1 for m in groups.values()) + owned.count(False)
+            c["llm_verdicts"] += sum(r.source == "llm" for r, own in zip(results, owned) if own)
         return done
 
     def score_sync(self, items: Sequence[JudgeItem]) -> list[Verdict]:
@@ -263,17 +278,21 @@ class Judge:
         with self._lock:
             self._counts[key] += n
 
-    def _loop_state(self) -> tuple[Any, asyncio.Semaphore]:
-        """One client and one semaphore per event loop (both are loop-bound)."""
+    def _loop_state(self) -> tuple[Any, asyncio.Semaphore, dict[str, asyncio.Future]]:
+        """Per event loop (all three are loop-bound): the client, the concurrency
+        semaphore, and the requests in flight by cache key."""
         loop = asyncio.get_running_loop()
         state = self._per_loop.get(loop)
         if state is None:
-            import openai
+            try:
+                import openai
+            except ImportError as e:
+                raise JudgeConfigError("the LLM judge needs the openai package: pip install 'minio3-ext[judge]'") from e
 
             cfg = self.config
-            client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=cfg.api_key or "EMPTY",
-                                        timeout=cfg.timeout_s, max_retries=0)
-            state = (client, asyncio.Semaphore(cfg.concurrency))
+            api_key = cfg.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+            client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=api_key, timeout=cfg.timeout_s, max_retries=0)
+            state = (client, asyncio.Semaphore(cfg.concurrency), {})
             self._per_loop[loop] = state
         return state
 
@@ -285,6 +304,37 @@ class Judge:
         state = self._per_loop.pop(loop, None)
         if state is not None:
             await state[0].close()
+
+    async def _ask_shared(self, keys: list[str], prepared: list[tuple[str, str, str]]
+                          ) -> tuple[list[Verdict], list[bool]]:
+        """Ask for each key, joining a request already in flight on this loop for the
+        same key (concurrent ``score`` calls, e.g. per-sample async reward functions,
+        then share one request). Returns the verdicts and whether this call owned
+        each request."""
+        if not keys:
+            return [], []
+        if not self.config.dedupe:
+            return await self._ask_all(prepared), [True] * len(keys)
+        inflight = self._loop_state()[2]
+        loop = asyncio.get_running_loop()
+        joined = {k: inflight[k] for k in keys if k in inflight}
+        mine = {k: loop.create_future() for k in keys if k not in joined}
+        inflight.update(mine)
+        try:
+            own_results = await self._ask_all([p for k, p in zip(keys, prepared) if k in mine])
+            for future, verdict in zip(mine.values(), own_results):
+                future.set_result(verdict)
+        except BaseException as e:
+            for future in mine.values():
+                if not future.done():
+                    future.set_exception(e if isinstance(e, Exception) else RuntimeError("judge request cancelled"))
+                    future.exception()  # mark retrieved: nobody may be waiting
+            raise
+        finally:
+            for k in mine:
+                inflight.pop(k, None)
+        results = [mine[k].result() if k in mine else await asyncio.shield(joined[k]) for k in keys]
+        return results, [k in mine for k in keys]
 
     async def _ask_all(self, prepared: list[tuple[str, str, str]]) -> list[Verdict]:
         tasks = [asyncio.ensure_future(self._ask(*p)) for p in prepared]
@@ -298,7 +348,7 @@ class Judge:
 
     async def _ask(self, question: str, ground_truth: str, prediction: str) -> Verdict:
         cfg = self.config
-        client, semaphore = self._loop_state()
+        client, semaphore, _ = self._loop_state()
         temperature = 0.0
         last_error = "no try made"
         attempts = 0
@@ -341,9 +391,8 @@ class Judge:
         self._count("calls")
         t0 = time.perf_counter()
         try:
-            async with _deadline(cfg.timeout_s):
-                resp = await client.chat.completions.create(
-                    model=cfg.model, messages=messages, temperature=temperature, max_tokens=cfg.max_tokens)
+            resp = await asyncio.wait_for(client.chat.completions.create(
+                model=cfg.model, messages=messages, temperature=temperature, max_tokens=cfg.max_tokens), cfg.timeout_s)
         except (asyncio.TimeoutError, openai.APITimeoutError) as e:
             raise _Retryable("timeout", f"no reply within {cfg.timeout_s:g}s") from e
         except openai.APIConnectionError as e:
@@ -375,35 +424,6 @@ class Judge:
         if not isinstance(text, str):
             raise _Retryable("malformed", "response message has no text content")
         return text
-
-
-def _deadline(seconds: float):
-    """``asyncio.timeout`` on 3.11+, else a wait_for-compatible fallback."""
-    if hasattr(asyncio, "timeout"):
-        return asyncio.timeout(seconds)
-    return _LegacyDeadline(seconds)
-
-
-class _LegacyDeadline:
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-
-    async def __aenter__(self) -> None:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        self._timed_out = False
-
-        def fire() -> None:
-            self._timed_out = True
-            task.cancel()
-
-        self._handle = loop.call_later(self.seconds, fire)
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        self._handle.cancel()
-        if exc_type is asyncio.CancelledError and self._timed_out:
-            raise asyncio.TimeoutError
-        return False
 
 
 def _retry_after(response: Any) -> float | None:

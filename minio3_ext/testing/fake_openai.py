@@ -27,7 +27,8 @@ then sends ``then``. A request with ``"stream": true`` gets server-sent events w
 the whole text in one chunk. An exception in the handler becomes a 500 whose body
 names it. ``GET /v1/models`` lists ``models``. Every request body received on
 ``/v1/chat/completions`` is appended to ``server.requests`` (parsed JSON), message
-contents untouched, so image_url parts (base64 data URLs) are visible to tests.
+contents untouched, so image_url parts (base64 data URLs) are visible to tests; its
+HTTP headers go to ``server.request_headers`` (lower-case names, e.g. ``authorization``).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send_json(400, {"error": {"message": f"request is not JSON: {e}", "code": 400}})
             return
         owner = self.server.owner
-        owner._record(request)
+        owner._record(request, {k.lower(): v for k, v in self.headers.items()})
         try:
             reply = owner.handler(request)
         except Exception as e:  # surfaced to the client as a 500 naming the bug
@@ -210,6 +211,7 @@ class FakeOpenAIServer:
         self.handler = handler
         self.models = list(models)
         self.requests: list[dict] = []
+        self.request_headers: list[dict[str, str]] = []  # same order as ``requests``
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._closing = threading.Event()
@@ -242,9 +244,10 @@ class FakeOpenAIServer:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _record(self, request: dict) -> None:
+    def _record(self, request: dict, headers: dict[str, str]) -> None:
         with self._lock:
             self.requests.append(request)
+            self.request_headers.append(headers)
 
     def _next_id(self) -> str:
         return f"chatcmpl-fake-{next(self._ids)}"

@@ -76,7 +76,7 @@ def oracle_conversation(
     which also fills the tool turn's placeholder.
     """
     config = config or EpisodeConfig(dialect="hermes", max_context_tokens=None)
-    bank = bank or default_bank()
+    bank = bank if bank is not None else default_bank()
     path = _image_path(dict(row))
     raw = bank.get(path)
     first_view = bank.first_view(path) if bank.view_rules == config.view else None

@@ -74,7 +74,7 @@ class ZoomEnvironment:
                 "ZoomEnvironment: TRL's tool loop speaks tool calls, so EpisodeConfig.dialect must be 'hermes' "
                 f"(got {self._config.dialect!r})"
             )
-        self._bank = bank or default_bank()
+        self._bank = bank if bank is not None else default_bank()  # an empty bank is falsy (__len__)
         self._episode: Episode | None = None
         self._row: dict[str, Any] = {}
 

@@ -72,6 +72,10 @@ def test_eval_numbers_match_hand_computed_avg_at_k(synth_items, tmp_path):
         again = subprocess.run(_cmd(items_path, out, policy2.base_url, judge2.base_url, "--k", "2", "--budgets", "2,4,8"),
                                env=_env(), capture_output=True, text=True, timeout=120)
         assert again.returncode == 0, again.stderr
+        # a larger budget cannot be derived from runs that hit the old one: refused, not guessed
+        larger = subprocess.run(_cmd(items_path, out, policy2.base_url, judge2.base_url, "--k", "2", "--budgets", "16"),
+                                env=_env(), capture_output=True, text=True, timeout=120)
+        assert larger.returncode == 2 and "cannot be derived" in larger.stderr
         assert policy2.requests == [] and judge2.requests == []
     assert len(_records(out)) == 12
 

@@ -7,7 +7,7 @@ import pickle
 import sqlite3
 
 import pytest
-from judge_helpers import fast_config, oracle
+from judge_helpers import fast_config, oracle, request_data
 
 from minio3_ext.judge import Judge, JudgeConfigError, JudgeItem, VerdictCache, cache_key
 from minio3_ext.judge.prompt import PROMPT_VERSION
@@ -169,3 +169,50 @@ def test_judge_pickles_for_worker_processes(judge_server, tmp_path):
     assert clone.config == judge.config and clone.metrics()["calls"] == 3
     assert {v.source for v in clone.score_sync(_rollouts())} == {"cache"}
     assert len(server.requests) == 3
+
+
+def test_concurrent_per_sample_calls_share_requests_in_flight(judge_server):
+    """An async reward function that awaits ``score([item])`` once per rollout, all
+    rollouts of a group at once: 16 concurrent calls, 3 answers → 3 requests."""
+    import asyncio
+    import time
+
+    def slow_oracle(request):
+        time.sleep(0.1)  # keep the first requests in flight while the others arrive
+        return "Score: 1" if _accept(request_data(request)) else "Score: 0"
+
+    server = judge_server(slow_oracle)
+    judge = Judge(fast_config(server.base_url, timeout_s=5))
+    items = _rollouts()
+
+    async def main():
+        results = await asyncio.gather(*(judge.score([item]) for item in items))
+        await judge.aclose()
+        return [r[0] for r in results]
+
+    verdicts = asyncio.run(main())
+    assert len(server.requests) == 3
+    assert [v.score for v in verdicts] == [1.0 if "umbrella" in i.prediction.lower() else 0.0 for i in items]
+    m = judge.metrics()
+    assert m["calls"] == 3 and m["dedupe_saves"] == 13 and m["llm_verdicts"] == 3
+
+
+def test_joiners_of_a_failed_request_see_the_error(judge_server):
+    import asyncio
+    import time
+
+    def rejecting(request):
+        time.sleep(0.1)
+        return Fault.status(401, message="invalid api key")
+
+    server = judge_server(rejecting)
+    judge = Judge(fast_config(server.base_url, timeout_s=5))
+
+    async def main():
+        results = await asyncio.gather(*(judge.score([JudgeItem("q", "red", "crimson")]) for _ in range(4)),
+                                       return_exceptions=True)
+        await judge.aclose()
+        return results
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, JudgeConfigError) for r in results) and len(server.requests) == 1

@@ -212,3 +212,13 @@ def test_bad_items_name_the_row():
         judge.score_sync([{"question": "q"}])
     with pytest.raises(ValueError, match=r"items\[0\]\.prediction"):
         judge.score_sync([JudgeItem("q", "a", 3)])
+
+
+def test_api_key_reaches_the_server(judge_server, monkeypatch):
+    server = judge_server(lambda request: "Score: 1")
+    Judge(fast_config(server.base_url, api_key="sk-test")).score_sync([JudgeItem("q", "red", "crimson")])
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    Judge(fast_config(server.base_url)).score_sync([JudgeItem("q", "red", "scarlet")])
+    monkeypatch.delenv("OPENAI_API_KEY")
+    Judge(fast_config(server.base_url)).score_sync([JudgeItem("q", "red", "ruby")])
+    assert [h["authorization"] for h in server.request_headers] == ["Bearer sk-test", "Bearer sk-env", "Bearer EMPTY"]

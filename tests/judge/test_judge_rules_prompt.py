@@ -123,3 +123,11 @@ def test_judge_is_framework_free_and_imports_openai_lazily():
             "print(sorted(m for m in ('openai', 'torch', 'verl', 'trl', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_item_from_completion_extracts_the_first_answer():
+    from minio3_ext.judge import JudgeItem
+
+    item = JudgeItem.from_completion("q", "red", "<think>hm</think><answer> Red </answer><answer>blue</answer>")
+    assert item == JudgeItem("q", "red", "Red")
+    assert JudgeItem.from_completion("q", "red", "<think>still zooming").prediction is None

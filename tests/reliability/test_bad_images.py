@@ -225,6 +225,8 @@ def _flip_bytes(rng: random.Random, data: bytes) -> bytes:
     return bytes(out)
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning", "ignore:Tag data larger than file:UserWarning",
+                            "ignore:.*EXIF.*:UserWarning")  # Pillow's notes on the damage we made on purpose
 def test_byte_flipped_files_fail_cleanly_or_zoom(tmp_path):
     """Random damage to valid files of every format: a named ImageError or a working zoom path."""
     n = scale(300, 3_000)

@@ -22,7 +22,7 @@ from PIL import Image
 
 from minio3_ext.core.actions import Answer, ToolCall, Zoom, render_action
 from minio3_ext.core.episode import TERMINATION_REASONS, Episode, EpisodeConfig
-from minio3_ext.core.images import ImageBank, ImageError
+from minio3_ext.core.images import ImageBank, ImageError, model_size
 
 from .conftest import TALLY, scale
 from .generators import fuzz_text, random_box
@@ -73,13 +73,13 @@ def _turn(rng: random.Random, episode: Episode) -> str:
     sources = ["original_image"] + [f"observation_{i}" for i in range(1, episode.num_observations + 1)]
     roll = rng.random()
     if roll < 0.50:
-        box = random_box(rng)
+        box, source = random_box(rng), rng.choice(sources)
         if episode.config.coords == "thousand":
             box = [v * 1000 for v in box]
-        elif episode.config.coords == "pixel":
-            w, h = episode._view_sizes[sources[-1]]  # noqa: SLF001 - the size the model saw
+        elif episode.config.coords == "pixel":  # pixels of the view the model saw
+            w, h = model_size(*episode.raw_image(source).size, episode.config.view)
             box = [box[0] * w, box[1] * h, box[2] * w, box[3] * h]
-        return render_action(Zoom(tuple(box), rng.choice(sources)), episode.config.dialect)
+        return render_action(Zoom(tuple(box), source), episode.config.dialect)
     if roll < 0.58:
         return render_action(ToolCall("rotate", {"angle": rng.choice([90, 180, 270, 45])}, rng.choice(sources)))
     if roll < 0.66:

@@ -54,13 +54,13 @@ def _config(tiny_qwen_dir, dialect: str):
             f"actor_rollout_ref.rollout.multi_turn.max_assistant_turns={MAX_TURNS}",
             f"actor_rollout_ref.rollout.multi_turn.format={dialect}",
             f"actor_rollout_ref.rollout.multi_turn.tool_config_path={mv.config_path('zoom_tool.yaml')}",
+            f"actor_rollout_ref.rollout.agent.agent_loop_config_path={mv.config_path('agent_loop.yaml')}",
             "reward.custom_reward_function.path=pkg://minio3_ext.verl.reward",
             "data.return_raw_chat=true",
         ])
 
 
-def _batch(cfg, worker, rows, tmp_path, dialect) -> DataProto:
-    cases = ["answers", "loops", "malformed"]
+def _batch(cfg, worker, rows, tmp_path, dialect, cases=("answers", "loops", "malformed")) -> DataProto:
     marked = [dict(row, problem=f"case={case} " + row["problem"]) for row, case in zip(rows, cases)]
     path = write_parquet(marked, tmp_path / f"{dialect}.parquet", dialect=dialect,
                          view=ViewRules(max_pixels=200_000, min_pixels=3136))
@@ -113,7 +113,27 @@ def test_three_trajectories_through_verl_agent_loop_worker(dialect, tiny_qwen_di
         # observations are user turns in the released wording, no Hermes tool block
         turn = "</grounding><|im_end|>\n<|im_start|>user\nAfter the above Action 0, here is the zoomed-in image (Observation 1):\n<|vision_start|>"
         assert turn in answers[1]["context"]
-        assert "</grounding><|im_end|>\n<|im_start|>user\nAction 1 failed" in malformed[2]["context"]
+        assert "[0.2, 0.2, 0.1<|im_end|>\n<|im_start|>user\nAction 1 failed" in malformed[2]["context"]
         assert "<tools>" not in answers[0]["context"]
     else:
         assert "<tool_response>" in answers[1]["context"] and "<tools>" in answers[0]["context"]
+
+
+@pytest.mark.slow
+def test_a_trajectory_the_judge_cannot_score_is_masked_not_zeroed(
+    tiny_qwen_dir, synthetic_rows, tmp_path, scripted_server, monkeypatch
+):
+    import minio3_ext.verl.reward as reward
+
+    # a judge endpoint that refuses connections, no retries: the verdict is unscorable
+    monkeypatch.setenv("MINIO3_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("MINIO3_JUDGE_MODEL", "judge")
+    monkeypatch.setenv("MINIO3_JUDGE_MAX_RETRIES", "0")
+    monkeypatch.setattr(reward, "_judge", None)
+    cfg = _config(tiny_qwen_dir, "minio3")
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    worker.llm_client = scripted_server(worker.tokenizer, _scripts("minio3", "not-a-rule-match"))
+    out = asyncio.run(worker.generate_sequences(_batch(cfg, worker, synthetic_rows[:1], tmp_path, "minio3", cases=["answers"])))
+    assert list(out.non_tensor_batch["termination_reason"]) == ["answered"]
+    assert list(out.non_tensor_batch["unscorable"]) == [True] and list(out.non_tensor_batch["masked"]) == [True]
+    assert out.batch["response_mask"].sum() == 0 and out.batch["rm_scores"].sum() == 0

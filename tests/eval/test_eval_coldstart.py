@@ -2,26 +2,29 @@
 judge-correct trajectories are kept (real HTTP policy and judge servers)."""
 
 import json
-import re
+from importlib import resources
 import subprocess
 import sys
 
 import pytest
 
 from eval_vlm_script import ScriptedVLM, exact_judge
-from minio3_ext.core.episode import EpisodeConfig
 from minio3_ext.data.synthetic import make_scene
-from minio3_ext.eval.coldstart import ExemplarError, FewShotPolicy, load_exemplars
+from minio3_ext.eval.coldstart import ExemplarError, load_exemplars
 from minio3_ext.testing.fake_openai import FakeOpenAIServer
 
 MAIN = "import sys; from minio3_ext.cli import main; sys.exit(main())"
 INTRO = "Now solve this new question in the same way:"
 
 
+def _shipped():
+    return json.loads(resources.files("minio3_ext.data").joinpath("coldstart_exemplars.json").read_text())
+
+
 def test_shipped_exemplars_zoom_onto_their_targets():
     exemplars = load_exemplars()
     assert len(exemplars) == 6
-    doc = json.loads(open(__import__("minio3_ext.data", fromlist=["x"]).__path__[0] + "/coldstart_exemplars.json").read())
+    doc = _shipped()
     gen = doc["generator"]
     for ex, entry in zip(exemplars, doc["exemplars"]):
         scene = make_scene(gen["seed"], entry["index"], gen["width"], gen["height"])
@@ -29,10 +32,13 @@ def test_shipped_exemplars_zoom_onto_their_targets():
         images = [p["image"] for m in ex.messages for p in m["content"] if p["type"] == "image"]
         assert len(images) == 1 + sum("<grounding>" in t for t in entry["turns"])
         assert all(im.width * im.height <= 250_000 for im in images)
+        last_zoom = [a for a in ex.actions if a["kind"] == "zoom"][-1]["box_in_original"]
+        tx0, ty0, tx1, ty1 = scene.target.box
+        assert last_zoom[0] <= tx0 and last_zoom[1] <= ty0 and last_zoom[2] >= tx1 and last_zoom[3] >= ty1, ex.name
 
 
 def test_broken_exemplar_is_refused_with_its_name(tmp_path):
-    doc = json.loads(open(__import__("minio3_ext.data", fromlist=["x"]).__path__[0] + "/coldstart_exemplars.json").read())
+    doc = _shipped()
     doc["exemplars"][2]["turns"][-1] = "<answer>#</answer>"
     path = tmp_path / "ex.json"
     path.write_text(json.dumps(doc))

@@ -140,3 +140,30 @@ def test_to_openai_messages_puts_images_where_the_slots_are():
     kinds = [p["type"] for p in out[1]["content"]]
     assert kinds == ["text", "image_url", "text"]
     assert _decode(out[1]["content"][1]["image_url"]["url"]).size == (40, 30)
+
+
+def test_server_context_overflow_ends_the_episode_as_context_limit(synth_items):
+    from minio3_ext.testing.fake_openai import Fault
+
+    rows, _ = synth_items
+    vlm = ScriptedVLM({r["doc_id"]: r for r in rows}, {r["doc_id"]: "loop" for r in rows})
+
+    def handler(request):
+        if sum(m["role"] == "assistant" for m in request["messages"]) == 2:
+            return Fault.status(400, message="This model's maximum context length is 32768 tokens. However, you requested 40000 tokens.")
+        return vlm(request)
+
+    with FakeOpenAIServer(handler) as server:
+        policy = OpenAIPolicy(server.base_url, "p", max_retries=0)
+        traj = asyncio.run(run_episode(policy, rows[0], EpisodeConfig(max_turns=8), ImageBank()))
+    assert traj["termination_reason"] == "context_limit" and traj["is_overturn"] and traj["num_turns"] == 2
+
+    def other_400(request):
+        return Fault.status(400, message="invalid image")
+
+    import openai
+
+    with FakeOpenAIServer(other_400) as server:
+        policy = OpenAIPolicy(server.base_url, "p", max_retries=0)
+        with pytest.raises(openai.BadRequestError):
+            asyncio.run(run_episode(policy, rows[0], EpisodeConfig(max_turns=8), ImageBank()))

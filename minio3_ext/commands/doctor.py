@@ -1,0 +1,104 @@
+"""``minio3 doctor``: check that the framework plugins really registered.
+
+verl loads ``verl.plugins`` entry points in every process that imports verl and
+*swallows* their import errors, so a broken install shows up only as "Unknown
+advantage estimator" deep inside a Ray worker. This command starts a fresh
+interpreter that does nothing but ``import verl`` and checks verl's own registries
+for ``masked_grpo``, the ``minio3_agent`` loop and the ``minio3`` tool parser; when
+something is missing it imports the plugin directly to show the error verl hid.
+When the TRL adapter is installed it checks that it imports too.
+
+    minio3 doctor            # exit 0 when everything is registered, 1 otherwise
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+#: Runs in a fresh interpreter: only ``import verl``, then read verl's registries.
+_VERL_PROBE = r"""
+import json, traceback
+import verl
+from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+from verl.experimental.agent_loop.tool_parser import ToolParser
+found = {
+    "advantage estimator 'masked_grpo'": "masked_grpo" in ADV_ESTIMATOR_REGISTRY,
+    "agent loop 'minio3_agent'": "minio3_agent" in _agent_loop_registry,
+    "tool parser 'minio3'": "minio3" in ToolParser._registry,
+}
+error = None
+if not all(found.values()):
+    try:
+        import minio3_ext.verl
+    except Exception:
+        error = traceback.format_exc()
+print(json.dumps({"found": found, "error": error}))
+"""
+
+_TRL_PROBE = "import minio3_ext.trl"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check that the verl/TRL plugins are registered (fails loudly otherwise)",
+        description="Start a fresh interpreter that only imports verl and check its registries.",
+    )
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per probe (default 300)")
+    parser.set_defaults(func=run)
+
+
+def _probe(code: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+
+
+def check_verl(timeout: float = 300.0) -> list[str]:
+    """Problems with the verl plugin, seen from a fresh interpreter (empty: all good)."""
+    if importlib.util.find_spec("verl") is None:
+        return ["verl is not installed: pip install 'minio3-ext[verl]'"]
+    policy = os.environ.get("VERL_USE_EXTERNAL_PLUGINS", "auto").strip().lower()
+    problems = []
+    if policy == "none" or (policy != "auto" and "minio3" not in {p.strip() for p in policy.split(",")}):
+        problems.append(f"VERL_USE_EXTERNAL_PLUGINS={policy!r} stops verl from loading the 'minio3' plugin")
+    proc = _probe(_VERL_PROBE, timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return problems + [f"'import verl' failed in a fresh interpreter:\n{proc.stderr.strip()[-2000:]}"]
+    report = json.loads(lines[-1])
+    missing = [name for name, ok in report["found"].items() if not ok]
+    if missing:
+        problems.append("not registered after 'import verl': " + ", ".join(missing))
+        if report["error"]:
+            problems.append("importing the plugin fails with:\n" + report["error"].strip())
+        elif policy == "auto":
+            problems.append("the plugin imports fine by hand: is minio3-ext installed in this environment "
+                            "(its 'verl.plugins' entry point missing)?")
+    return problems
+
+
+def check_trl(timeout: float = 300.0) -> list[str]:
+    """Problems with the TRL adapter (empty when it imports or is not part of this install)."""
+    if importlib.util.find_spec("trl") is None or importlib.util.find_spec("minio3_ext.trl") is None:
+        return []
+    proc = _probe(_TRL_PROBE, timeout)
+    return [] if proc.returncode == 0 else [f"'import minio3_ext.trl' failed:\n{proc.stderr.strip()[-2000:]}"]
+
+
+def run(args: argparse.Namespace) -> int:
+    failed = False
+    for name, check in (("verl", check_verl), ("trl", check_trl)):
+        problems = check(args.timeout)
+        if problems:
+            failed = True
+            print(f"[FAIL] {name}:", file=sys.stderr)
+            for p in problems:
+                print("  " + p.replace("\n", "\n  "), file=sys.stderr)
+        else:
+            print(f"[ok]   {name}")
+    return 1 if failed else 0

@@ -1,0 +1,78 @@
+"""Mini-o3 RL stage with TRL: masked GRPO on Qwen2.5-VL-7B with the zoom environment.
+
+    accelerate launch --config_file recipes/trl/accelerate_zero3.yaml \
+        recipes/trl/grpo_qwen2_5_vl_7b.py --config recipes/trl/grpo_qwen2_5_vl_7b.yaml
+
+Any field of the YAML can be overridden on the command line (``--learning_rate 5e-7``).
+Start from the cold-start SFT checkpoint (``model_name_or_path``). The judge endpoint
+comes from ``MINIO3_JUDGE_BASE_URL`` / ``MINIO3_JUDGE_API_KEY`` / ``MINIO3_JUDGE_MODEL``
+(see ``minio3 judge check``); without it the reward uses the rule path only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import torch
+from datasets import Dataset, load_from_disk
+from transformers import AutoModelForImageTextToText, AutoProcessor
+from trl import ModelConfig, TrlParser
+
+from minio3_ext.core import EpisodeConfig, ImageBank, ViewRules
+from minio3_ext.data.synthetic import load_rows
+from minio3_ext.judge import Judge, JudgeConfig
+from minio3_ext.trl import (
+    AccuracyReward, MaskedGRPOConfig, MaskedGRPOTrainer, ZoomEnvironment, format_reward, grpo_rows,
+    use_tool_chat_template,
+)
+
+
+@dataclass
+class RecipeArguments:
+    train_data: str = field(metadata={"help": "Rows JSONL (doc_id, problem, images, solution, data_source) or a "
+                                              "datasets.save_to_disk folder in the grpo_rows layout."})
+    view_max_pixels: int = field(default=2_000_000, metadata={"help": "Pixel budget of every image the model sees."})
+    view_min_pixels: int = field(default=40_000, metadata={"help": "Smaller images are enlarged to this area."})
+    image_bank_gib: float = field(default=8.0, metadata={"help": "Raw-image cache per process (decode once, share)."})
+    freeze_vision_tower: bool = field(default=True, metadata={"help": "Freeze the ViT and merger (as the released SFT)."})
+    format_reward_weight: float = field(default=0.0, metadata={"help": "Weight of the format reward (released: 0)."})
+
+
+def load_dataset_rows(path: str) -> Dataset:
+    p = Path(path)
+    if p.is_dir():
+        return load_from_disk(str(p))
+    return Dataset.from_list(grpo_rows(load_rows(p)))
+
+
+def main() -> None:
+    recipe, args, model_args = TrlParser((RecipeArguments, MaskedGRPOConfig, ModelConfig)).parse_args_and_config()
+    view = ViewRules(max_pixels=recipe.view_max_pixels, min_pixels=recipe.view_min_pixels)
+    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, min_pixels=recipe.view_min_pixels,
+                                              max_pixels=recipe.view_max_pixels, padding_side="left")
+    use_tool_chat_template(processor)  # Qwen2.5-VL's own template cannot render tool calls
+    model = AutoModelForImageTextToText.from_pretrained(
+        model_args.model_name_or_path, dtype=getattr(torch, model_args.dtype or "bfloat16"),
+        attn_implementation=model_args.attn_implementation)
+    if recipe.freeze_vision_tower:
+        for p in model.model.visual.parameters():
+            p.requires_grad_(False)
+    episode = EpisodeConfig(max_turns=args.max_turns, max_images=args.max_images, dialect="hermes",
+                            max_context_tokens=None, view=view)  # TRL's max_completion_length is the context cap
+    bank = ImageBank(max_bytes=int(recipe.image_bank_gib * (1 << 30)), view_rules=view)
+    reward_funcs = [AccuracyReward(Judge(JudgeConfig.from_env()))]
+    if recipe.format_reward_weight:
+        reward_funcs.append(format_reward)
+        args.reward_weights = [1.0, recipe.format_reward_weight]
+    trainer = MaskedGRPOTrainer(
+        model, reward_funcs=reward_funcs, args=args, train_dataset=load_dataset_rows(recipe.train_data),
+        processing_class=processor, environment_factory=partial(ZoomEnvironment, config=episode, bank=bank),
+    )
+    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    trainer.save_model(args.output_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Mini-o3 masked-GRPO RL on several nodes through an existing Ray cluster.
+#
+# 1. on every node, in the same environment (minio3-ext[verl] installed, data and
+#    model paths visible at the same place, MINIO3_JUDGE_* exported if used):
+#      head:    ray start --head --port=6379
+#      workers: ray start --address=<head-ip>:6379
+# 2. on the head node:
+#      NNODES=4 GPUS_PER_NODE=8 MODEL_PATH=... TRAIN_FILES=... VAL_FILES=... \
+#      bash recipes/verl/masked_grpo_multinode.sh [extra overrides]
+#
+# Same overrides as the single-node recipe (masked_grpo.args); verl attaches to the
+# running cluster because RAY_ADDRESS is set.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+: "${NNODES:?set NNODES to the number of machines in the Ray cluster}"
+export NNODES GPUS_PER_NODE="${GPUS_PER_NODE:-8}" RAY_ADDRESS="${RAY_ADDRESS:-auto}"
+mapfile -t OVERRIDES < <(python -m minio3_ext.verl.recipe "$HERE/masked_grpo.args")
+# check the plugin on this node; each worker node should pass `minio3 doctor` too
+minio3 doctor
+exec python -m verl.trainer.main_ppo "${OVERRIDES[@]}" "$@"

@@ -1,0 +1,83 @@
+"""ZoomEnvironment: the TRL tool surface over a core Episode."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+from transformers.utils import get_json_schema
+
+from minio3_ext.core import EpisodeConfig, ImageBank, ViewRules, crop, resize_for_model
+from minio3_ext.trl import ZoomEnvironment, grpo_rows
+
+VIEW = ViewRules(max_pixels=28 * 28 * 48, min_pixels=28 * 28 * 8)
+
+
+@pytest.fixture
+def env():
+    return ZoomEnvironment(EpisodeConfig(max_turns=3, dialect="hermes", max_context_tokens=None, view=VIEW),
+                           ImageBank(view_rules=VIEW))
+
+
+def _images(content):
+    return [p["image"] for p in content if p["type"] == "image"]
+
+
+def test_only_zoom_is_exposed_as_a_tool_and_its_schema_describes_the_box():
+    public = [n for n, _ in inspect.getmembers(ZoomEnvironment, predicate=inspect.isfunction) if not n.startswith("_")]
+    assert sorted(public) == ["reset", "zoom"]
+    schema = get_json_schema(ZoomEnvironment().zoom)["function"]
+    assert schema["name"] == "zoom" and schema["parameters"]["required"] == ["bbox_2d"]
+    assert "relative" in schema["parameters"]["properties"]["bbox_2d"]["description"]
+
+
+def test_reset_returns_the_shared_first_view_and_question(env, synthetic_rows):
+    row = grpo_rows(synthetic_rows[:1])[0]
+    content = env.reset(**row)
+    (view,) = _images(content)
+    assert view is env._bank.first_view(row["image_path"])  # decoded once, shared
+    assert view.width * view.height <= VIEW.max_pixels
+    assert row["question"] in "".join(p.get("text", "") for p in content)
+
+
+def test_zoom_crops_the_raw_image_not_the_view(env, synthetic_rows):
+    row = grpo_rows(synthetic_rows[:1])[0]
+    env.reset(**row)
+    content = env.zoom([0.25, 0.25, 0.5, 0.5])
+    (obs,) = _images(content)
+    raw = env._bank.get(row["image_path"])
+    expected = resize_for_model(crop(raw, (0.25, 0.25, 0.5, 0.5))[0], VIEW)
+    assert np.array_equal(np.asarray(obs), np.asarray(expected))
+    assert "Observation 1" in content[0]["text"]
+    # zoom into the observation: the crop comes from the raw first crop
+    (obs2,) = _images(env.zoom([0.0, 0.0, 0.5, 0.5], source="observation_1"))
+    assert obs2.size[0] > 0 and env.episode.num_observations == 2
+
+
+def test_bad_zooms_return_a_message_and_count_as_invalid(env, synthetic_rows):
+    env.reset(**grpo_rows(synthetic_rows[:1])[0])
+    msg = env.zoom([0.5, 0.5, 0.2, 0.9])
+    assert isinstance(msg, str) and "x0 < x1" in msg
+    msg = env.zoom([0, 0, 1, 1], source="observation_4")
+    assert isinstance(msg, str) and "observation_4" in msg
+    assert env.episode.invalid_actions == 2 and not env.episode.done
+
+
+def test_zoom_at_the_last_turn_ends_the_episode(env, synthetic_rows):
+    env.reset(**grpo_rows(synthetic_rows[:1])[0])
+    env.zoom([0, 0, 0.5, 0.5])
+    env.zoom([0, 0, 0.5, 0.5])
+    msg = env.zoom([0, 0, 0.5, 0.5])
+    assert isinstance(msg, str) and env.episode.termination_reason == "turn_limit"
+    assert "ended" in env.zoom([0, 0, 0.5, 0.5])
+
+
+def test_reset_names_the_row_when_the_image_is_missing(env):
+    with pytest.raises(ValueError, match="'r7'.*image_path"):
+        env.reset(doc_id="r7", question="q?")
+
+
+def test_minio3_dialect_is_refused_with_a_reason():
+    with pytest.raises(ValueError, match="dialect must be 'hermes'"):
+        ZoomEnvironment(EpisodeConfig(dialect="minio3"))
