@@ -41,7 +41,7 @@ class DemoConfig:
 
     seed: int = 0
     train_items: int = 8
-    eval_items: int = 6
+    eval_items: int = 4
     image_width: int = 448
     image_height: int = 336
     view_max_pixels: int = 28 * 28 * 48
@@ -50,7 +50,9 @@ class DemoConfig:
     sft_epochs: int = 30
     sft_learning_rate: float = 1e-2
     sft_batch_size: int = 4
-    grpo_steps: int = 6
+    oracle_grid: float = 0.1
+    """Oracle zoom boxes are rounded outwards to this grid: short tool calls a tiny model can learn."""
+    grpo_steps: int = 4
     grpo_learning_rate: float = 1e-4
     grpo_prompts_per_step: int = 2
     num_generations: int = 4
@@ -118,7 +120,7 @@ def cold_start_sft(cfg: DemoConfig, model, processor, rows: list[dict], bank, ou
     from .trl import oracle_conversation
     from .trl.sft import ToolImageCollator
 
-    examples = [oracle_conversation(r, _episode_config(cfg, cfg.train_max_turns), bank) for r in rows]
+    examples = [oracle_conversation(r, _episode_config(cfg, cfg.train_max_turns), bank, grid=cfg.oracle_grid) for r in rows]
     args = SFTConfig(
         output_dir=str(out / "sft"), num_train_epochs=cfg.sft_epochs, learning_rate=cfg.sft_learning_rate,
         per_device_train_batch_size=cfg.sft_batch_size, lr_scheduler_type="cosine", warmup_steps=0.1,

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Mapping
 
 from ..core import prompts
@@ -49,16 +50,29 @@ def grpo_rows(rows: Iterable[Mapping[str, Any]], system_prompt: str | None = Non
     return out
 
 
-def oracle_box(row: Mapping[str, Any], margin: float = 1.0) -> tuple[float, float, float, float]:
-    """Relative box around ``target_bbox`` grown by ``margin`` × its size on each side, clamped."""
+def oracle_box(row: Mapping[str, Any], margin: float = 1.0, grid: float = 0.01) -> tuple[float, float, float, float]:
+    """Relative box around ``target_bbox`` grown by ``margin`` × its size on each side,
+    rounded *outwards* to multiples of ``grid`` (so it always contains the target), clamped to [0, 1].
+
+    A coarse grid (e.g. 0.1) gives short, learnable tool calls for a tiny model.
+    """
     try:
         x0, y0, x1, y1 = (float(v) for v in row["target_bbox"])
         w, h = float(row["width"]), float(row["height"])
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"oracle_box: row {row.get('doc_id', '?')!r} needs target_bbox, width, height ({e})") from None
+    if not 0 < grid <= 1:
+        raise ValueError(f"oracle_box: grid must be in (0, 1], got {grid}")
     dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
-    box = (max(0.0, (x0 - dx) / w), max(0.0, (y0 - dy) / h), min(1.0, (x1 + dx) / w), min(1.0, (y1 + dy) / h))
-    return tuple(round(v, 2) for v in box)  # type: ignore[return-value]
+    steps = round(1 / grid)
+
+    def down(v: float) -> float:
+        return max(0.0, math.floor(v * steps + 1e-9) / steps)
+
+    def up(v: float) -> float:
+        return min(1.0, math.ceil(v * steps - 1e-9) / steps)
+
+    return (down((x0 - dx) / w), down((y0 - dy) / h), up((x1 + dx) / w), up((y1 + dy) / h))
 
 
 def oracle_conversation(
@@ -68,6 +82,7 @@ def oracle_conversation(
     *,
     system_prompt: str | None = None,
     margin: float = 1.0,
+    grid: float = 0.01,
 ) -> dict[str, Any]:
     """``{"messages": [...], "images": [first view, crop]}`` for TRL's ``SFTTrainer`` (Hermes tool calls).
 
@@ -85,7 +100,7 @@ def oracle_conversation(
         from ..core.images import resize_for_model
 
         first_view = resize_for_model(raw, config.view, first=True)
-    box = oracle_box(row, margin)
+    box = oracle_box(row, margin, grid)
     arguments = {"bbox_2d": list(box)}  # "source" defaults to the original image; short calls train faster
     obs = episode.step('<tool_call>{"name": "zoom", "arguments": %s}</tool_call>' % _json(arguments))
     if obs is None or obs.image is None:

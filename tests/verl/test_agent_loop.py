@@ -14,12 +14,14 @@ import verl
 from hydra import compose, initialize_config_dir
 from verl import DataProto
 from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
+from verl.trainer.ppo.metric_utils import process_validation_metrics
 from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 
 import minio3_ext.verl as mv
 from minio3_ext.core import load_image
 from minio3_ext.core.images import ViewRules
 from minio3_ext.verl.dataset import write_parquet
+from minio3_ext.verl.metrics import batch_metrics
 
 MAX_TURNS = 3
 IM_END = "<|im_end|>"
@@ -96,6 +98,16 @@ def test_three_trajectories_through_verl_agent_loop_worker(dialect, tiny_qwen_di
     assert scores == [1.0, 0.0, 1.0]
     assert list(out.non_tensor_batch["judged"]) == [1.0, 0.0, 1.0]
     assert list(out.non_tensor_batch["minio3/turn_limit"]) == [0.0, 1.0, 0.0]
+    # the indicators reach verl's own validation metrics (val-aux/<data_source>/minio3/...)
+    infos = {k: list(out.non_tensor_batch[k]) for k in out.meta_info["reward_extra_keys"]}
+    val = process_validation_metrics(list(out.non_tensor_batch["data_source"]), ["u0", "u1", "u2"], infos)
+    (per_source,) = val.values()
+    assert per_source["minio3/turn_limit"]["mean@1"] == pytest.approx(1 / 3)
+    assert per_source["minio3/masked"]["mean@1"] == pytest.approx(1 / 3)
+    keys = ("termination_reason", "masked", "turns", "zooms", "invalid_actions")
+    step = batch_metrics([{k: out.non_tensor_batch[k][i] for k in keys} for i in range(3)])
+    assert step["minio3/invalid_rate"] == pytest.approx(2 / 9) and step["minio3/turns"] == 3.0
+    assert step["minio3/answered"] == pytest.approx(2 / 3)
 
     # chained crops reached the model as images, cut from the raw file
     answers = server.calls["answers"]
