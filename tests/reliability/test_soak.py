@@ -30,9 +30,10 @@ from .generators import fuzz_text, random_box
 pytestmark = pytest.mark.reliability
 
 THREADS = 4
-#: RSS growth allowed after warm-up: the bank budget is counted in it already, so
-#: this only has to absorb allocator slack, not images.
-RSS_GROWTH_LIMIT = 64 << 20
+#: RSS growth allowed after warm-up: the bank is already full then, so this only
+#: absorbs allocator slack (glibc arenas of 4 threads: +16 to +40 MB seen, the same
+#: after 1,000 and 10,000 episodes). A leak of one small crop per episode exceeds it.
+RSS_GROWTH_LIMIT = 96 << 20
 SIZES = [(400, 300), (640, 480), (1024, 768), (1300, 900), (2000, 1500), (2400, 1000), (300, 1200), (900, 900)]
 CONFIGS = [
     EpisodeConfig(),
