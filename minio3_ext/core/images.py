@@ -149,7 +149,11 @@ class _Entry:
 
 
 def _image_bytes(img: Image.Image | None) -> int:
-    return 0 if img is None else img.width * img.height * len(img.getbands())
+    """Resident bytes of a decoded image: Pillow pads 3-band pixels to 4 bytes."""
+    if img is None:
+        return 0
+    bands = len(img.getbands())
+    return img.width * img.height * (4 if bands == 3 else bands)
 
 
 class ImageBank:

@@ -120,7 +120,7 @@ def test_sixteen_rollouts_decode_once_resize_once_and_share_one_object(tmp_path,
     assert all(r is raw and v is view for r, v in got)
     assert raw.size == (2400, 1800) and view.size == model_size(2400, 1800, ViewRules())
     stats = bank.stats()
-    assert stats == {"entries": 1, "bytes": 2400 * 1800 * 3 + view.width * view.height * 3,
+    assert stats == {"entries": 1, "bytes": 2400 * 1800 * 4 + view.width * view.height * 4,
                      "decodes": 1, "resizes": 1, "hits": 31, "evictions": 0}
     # episodes built from the shared raw image crop it without copying it
     episodes = [Episode(raw, first_view=view) for _ in range(16)]
@@ -131,12 +131,12 @@ def test_first_view_within_budget_is_the_raw_image_itself(tmp_path):
     path = save(coord_image(250, 200), tmp_path / "small.png")
     bank = ImageBank()
     assert bank.first_view(path) is bank.get(path)
-    assert bank.stats()["bytes"] == 250 * 200 * 3
+    assert bank.stats()["bytes"] == 250 * 200 * 4
 
 
 def test_lru_eviction_under_max_bytes(tmp_path):
     paths = {k: save(coord_image(250, 200), tmp_path / f"{k}.png") for k in "abc"}
-    one = 250 * 200 * 3
+    one = 250 * 200 * 4
     bank = ImageBank(max_bytes=2 * one + 10)
     a = bank.get(paths["a"])
     bank.get(paths["b"])
@@ -153,7 +153,7 @@ def test_an_image_being_decoded_is_not_evicted(tmp_path, monkeypatch):
     """Rollouts of a prompt whose image is still decoding must not trigger a second decode
     when other prompts' images fill the budget meanwhile."""
     paths = {k: save(coord_image(250, 200), tmp_path / f"{k}.png") for k in "abc"}
-    one = 250 * 200 * 3
+    one = 250 * 200 * 4
     started, release = threading.Event(), threading.Event()
     loads = []
     real_load = images_module.load_image
@@ -185,7 +185,7 @@ def test_an_image_larger_than_the_budget_is_kept_alone(tmp_path):
     bank = ImageBank(max_bytes=100_000)
     bank.get(small)
     img = bank.get(big)
-    assert bank.stats()["entries"] == 1 and bank.stats()["bytes"] == 400 * 400 * 3
+    assert bank.stats()["entries"] == 1 and bank.stats()["bytes"] == 400 * 400 * 4
     assert bank.get(big) is img
 
 
