@@ -49,12 +49,15 @@ class DemoConfig:
     view_min_pixels: int = 28 * 28 * 8
     sft_epochs: int = 30
     sft_learning_rate: float = 1e-2
-    sft_batch_size: int = 4
+    sft_batch_size: int = 2
     oracle_grid: float = 0.1
     """Oracle zoom boxes are rounded outwards to this grid: short tool calls a tiny model can learn."""
     grpo_steps: int = 4
     grpo_learning_rate: float = 1e-4
     grpo_prompts_per_step: int = 2
+    format_reward_weight: float = 0.5
+    """Weight of the format reward next to accuracy (0 = released recipe). A tiny model rarely
+    answers right, so without it most groups have zero reward variance and no gradient."""
     num_generations: int = 4
     train_max_turns: int = 3
     max_completion_length: int = 320
@@ -139,7 +142,7 @@ def masked_grpo(cfg: DemoConfig, model, processor, rows: list[dict], bank, judge
     """A few masked-GRPO steps with the zoom environment and real sampling."""
     from datasets import Dataset
 
-    from .trl import AccuracyReward, MaskedGRPOConfig, MaskedGRPOTrainer, ZoomEnvironment, grpo_rows
+    from .trl import AccuracyReward, MaskedGRPOConfig, MaskedGRPOTrainer, ZoomEnvironment, format_reward, grpo_rows
 
     if cfg.grpo_steps == 0:
         return {"steps": 0, "log_history": []}
@@ -153,9 +156,11 @@ def masked_grpo(cfg: DemoConfig, model, processor, rows: list[dict], bank, judge
         generation_kwargs={"max_new_tokens": cfg.max_new_tokens_per_turn},
         logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, seed=cfg.seed,
         gradient_checkpointing=False,
+        reward_weights=[1.0, cfg.format_reward_weight] if cfg.format_reward_weight else None,
     )
+    reward_funcs = [AccuracyReward(judge)] + ([format_reward] if cfg.format_reward_weight else [])
     env_factory = partial(ZoomEnvironment, config=_episode_config(cfg, cfg.train_max_turns), bank=bank)
-    trainer = MaskedGRPOTrainer(model, reward_funcs=[AccuracyReward(judge)], args=args,
+    trainer = MaskedGRPOTrainer(model, reward_funcs=reward_funcs, args=args,
                                 train_dataset=Dataset.from_list(grpo_rows(rows)), processing_class=processor,
                                 environment_factory=env_factory)
     trainer.train()

@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Iterable, Mapping
 
 from ..core import prompts
 from ..core.episode import Episode, EpisodeConfig
-from ..core.images import ImageBank, default_bank
-from .environment import IMAGE_PATH_KEY, _content, _image_path
+from ..core.images import ImageBank, default_bank, resize_for_model
+from .environment import IMAGE_PATH_KEY, content_with_image, row_image_path
 
 __all__ = ["grpo_rows", "oracle_box", "oracle_conversation", "ZOOM_TOOL_NAME"]
 
@@ -25,13 +26,13 @@ ZOOM_TOOL_NAME = "zoom"
 _PASS_THROUGH = ("doc_id", "solution", "data_source", "target_bbox", "width", "height")
 
 
-def grpo_rows(rows: Iterable[Mapping[str, Any]], system_prompt: str | None = None) -> list[dict[str, Any]]:
+def grpo_rows(rows: Iterable[Mapping[str, Any]], system_prompt: str | None = None, dialect: str = "hermes") -> list[dict[str, Any]]:
     """Rows for ``GRPOTrainer(train_dataset=...)`` with the zoom environment.
 
     The user turn is empty text: ``ZoomEnvironment.reset`` appends the first view and
     the question to it (TRL's convention for environment-owned prompts).
     """
-    system = prompts.system_prompt("hermes") if system_prompt is None else system_prompt
+    system = prompts.system_prompt(dialect) if system_prompt is None else system_prompt
     out = []
     for i, row in enumerate(rows):
         if "solution" not in row:
@@ -42,7 +43,7 @@ def grpo_rows(rows: Iterable[Mapping[str, Any]], system_prompt: str | None = Non
         item = {k: row[k] for k in _PASS_THROUGH if k in row}
         item.update({
             "prompt": [{"role": "system", "content": system}, {"role": "user", "content": ""}],
-            IMAGE_PATH_KEY: _image_path(dict(row)),
+            IMAGE_PATH_KEY: row_image_path(dict(row)),
             "question": question.replace("<image>", "").strip(),
             "solution": str(row["solution"]),
         })
@@ -92,17 +93,13 @@ def oracle_conversation(
     """
     config = config or EpisodeConfig(dialect="hermes", max_context_tokens=None)
     bank = bank if bank is not None else default_bank()
-    path = _image_path(dict(row))
+    path = row_image_path(dict(row))
     raw = bank.get(path)
-    first_view = bank.first_view(path) if bank.view_rules == config.view else None
+    first_view = bank.first_view(path) if bank.view_rules == config.view else resize_for_model(raw, config.view, first=True)
     episode = Episode(raw, config, first_view=first_view)
-    if first_view is None:
-        from ..core.images import resize_for_model
-
-        first_view = resize_for_model(raw, config.view, first=True)
     box = oracle_box(row, margin, grid)
     arguments = {"bbox_2d": list(box)}  # "source" defaults to the original image; short calls train faster
-    obs = episode.step('<tool_call>{"name": "zoom", "arguments": %s}</tool_call>' % _json(arguments))
+    obs = episode.step("<tool_call>" + json.dumps({"name": ZOOM_TOOL_NAME, "arguments": arguments}) + "</tool_call>")
     if obs is None or obs.image is None:
         raise ValueError(f"oracle_conversation: row {row.get('doc_id', '?')!r}: oracle zoom failed ({obs and obs.text})")
     question = (row.get("question") or row.get("problem") or "").replace("<image>", "").strip()
@@ -120,10 +117,4 @@ def oracle_conversation(
 
 
 def _placeholder_content(text: str) -> list[dict[str, Any]]:
-    return [{"type": "image"} if p.get("type") == "image" else p for p in _content(text, None)]
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
+    return [{"type": "image"} if p.get("type") == "image" else p for p in content_with_image(text, None)]

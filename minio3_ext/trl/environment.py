@@ -16,6 +16,10 @@ dataset itself carries no pixels::
     trainer = MaskedGRPOTrainer(model, reward_funcs=[AccuracyReward()], args=MaskedGRPOConfig(max_turns=6),
                                 train_dataset=grpo_dataset(rows), environment_factory=env_factory)
 
+Both dialects work: TRL hands the environment parsed arguments either way; with
+``dialect="minio3"`` pair it with :func:`minio3_ext.trl.templates.use_minio3_dialect`,
+which renders and parses ``<grounding>`` calls and shows observations as user turns.
+
 Rows need ``image_path`` (or ``images``: a list of paths, first one used) and
 ``question`` (or ``problem``); see :func:`minio3_ext.trl.data.grpo_rows`.
 """
@@ -27,15 +31,15 @@ from typing import Any
 
 from ..core import prompts
 from ..core.episode import Episode, EpisodeConfig
-from ..core.images import ImageBank, default_bank
+from ..core.images import ImageBank, default_bank, resize_for_model
 
-__all__ = ["ZoomEnvironment", "IMAGE_PATH_KEY"]
+__all__ = ["ZoomEnvironment", "IMAGE_PATH_KEY", "content_with_image", "row_image_path"]
 
 IMAGE_PATH_KEY = "image_path"
 """Row column with the raw image path (not ``image``/``images``: TRL would treat those as pixels)."""
 
 
-def _image_path(row: dict[str, Any]) -> str:
+def row_image_path(row: dict[str, Any]) -> str:
     path = row.get(IMAGE_PATH_KEY)
     if path is None and row.get("images"):
         images = row["images"]
@@ -52,7 +56,7 @@ def _question(row: dict[str, Any]) -> str:
     return question
 
 
-def _content(text: str, image) -> list[dict[str, Any]]:
+def content_with_image(text: str, image) -> list[dict[str, Any]]:
     """Observation text with the image placed at its ``<image>`` slot."""
     before, _, after = text.partition("<image>")
     parts: list[dict[str, Any]] = []
@@ -69,11 +73,6 @@ class ZoomEnvironment:
 
     def __init__(self, config: EpisodeConfig | None = None, bank: ImageBank | None = None):
         self._config = config or EpisodeConfig(dialect="hermes", max_context_tokens=None)
-        if self._config.dialect != "hermes":
-            raise ValueError(
-                "ZoomEnvironment: TRL's tool loop speaks tool calls, so EpisodeConfig.dialect must be 'hermes' "
-                f"(got {self._config.dialect!r})"
-            )
         self._bank = bank if bank is not None else default_bank()  # an empty bank is falsy (__len__)
         self._episode: Episode | None = None
         self._row: dict[str, Any] = {}
@@ -89,18 +88,15 @@ class ZoomEnvironment:
 
     def reset(self, **row: Any) -> list[dict[str, Any]]:
         """Start an episode on the row's image; return the first view and the question."""
-        path = _image_path(row)
+        path = row_image_path(row)
         raw = self._bank.get(path)
-        view = self._bank.first_view(path) if self._bank.view_rules == self._config.view else None
+        if self._bank.view_rules == self._config.view:
+            view = self._bank.first_view(path)  # resized once per path, shared by all rollouts
+        else:
+            view = resize_for_model(raw, self._config.view, first=True)
         self._episode = Episode(raw, self._config, first_view=view)
         self._row = row
-        first_view = view if view is not None else self._episode_first_view(raw)
-        return _content(prompts.user_prompt(_question(row)), first_view)
-
-    def _episode_first_view(self, raw):
-        from ..core.images import resize_for_model
-
-        return resize_for_model(raw, self._config.view, first=True)
+        return content_with_image(prompts.user_prompt(_question(row)), view)
 
     def zoom(self, bbox_2d: list[float], source: str = "original_image") -> list[dict[str, Any]] | str:
         """Zoom in: crop a region of an image to look at it in detail.
@@ -122,4 +118,4 @@ class ZoomEnvironment:
             return f"No more zooms are allowed ({self._episode.termination_reason}); give your final answer."
         if obs.image is None:
             return obs.text
-        return _content(obs.text, obs.image)
+        return content_with_image(obs.text, obs.image)

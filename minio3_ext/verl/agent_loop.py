@@ -18,25 +18,27 @@ observation as a user turn (verl's tool handler always writes ``tool`` messages)
 The output's ``extra_fields`` record ``termination_reason``, ``is_overturn``,
 ``masked``, ``unscorable``, ``turns``, ``zooms``, ``invalid_actions`` and ``answer``.
 Over-turn trajectories get an all-zero response mask, so ``masked_grpo`` and verl's
-loss aggregation leave them out. When a reward function is configured
+loss aggregation leave them out. Guard against the looping that masking no longer
+punishes (SPEC 3): ``overturn_penalty: p`` keeps over-turn trajectories in the
+gradient with reward ``-p`` instead (``0`` = plain GRPO, the unmasked ablation). When a reward function is configured
 (``reward.custom_reward_function``), the loop scores in-loop, so that a trajectory
 the judge could not score is masked the same way instead of scoring 0.
 
 Options (agent-loop YAML entry, see ``config/agent_loop.yaml``): any
-:class:`~minio3_ext.core.EpisodeConfig`/crop/view key, and ``score_in_loop``.
+:class:`~minio3_ext.core.EpisodeConfig`/crop/view key, ``score_in_loop`` and
+``overturn_penalty``.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
 from verl.experimental.agent_loop.tool_agent_loop import AgentData, AgentState, ToolAgentLoop
 from verl.experimental.agent_loop.tool_parser import FunctionCall
 from verl.trainer.ppo.reward import get_custom_reward_fn
 
-from minio3_ext.core import Episode, EpisodeConfig, Observation, default_bank
+from minio3_ext.core import Episode, EpisodeConfig, ImageError, Observation, default_bank
 
 from . import tool_parser
 from .options import episode_config
@@ -45,7 +47,11 @@ from .tool import PENDING_ATTR, SESSION_ATTR
 __all__ = ["MiniO3AgentLoop", "NAME"]
 
 NAME = "minio3_agent"
-logger = logging.getLogger(__name__)
+#: Constructor arguments verl passes to every agent loop; the rest are our options.
+_BASE_KWARGS = frozenset({
+    "trainer_config", "server_manager", "tokenizer", "processor", "dataset_cls", "data_config",
+    "hf_model_type", "tools",
+})
 
 
 @register(NAME)
@@ -55,7 +61,10 @@ class MiniO3AgentLoop(ToolAgentLoop):
     #: Chat-template token that ends a turn (Qwen ChatML).
     turn_end_token = "<|im_end|>"
 
-    def __init__(self, *args: Any, score_in_loop: bool = True, name: str | None = None, **kwargs: Any):
+    def __init__(
+        self, *args: Any, score_in_loop: bool = True, overturn_penalty: float | None = None,
+        name: str | None = None, **kwargs: Any,
+    ):
         options = {k: kwargs.pop(k) for k in list(kwargs) if k not in _BASE_KWARGS}
         super().__init__(*args, **kwargs)
         self.dialect = "minio3" if self.tool_parser_name == tool_parser.NAME else "hermes"
@@ -71,6 +80,12 @@ class MiniO3AgentLoop(ToolAgentLoop):
             max_context_tokens=self.response_length,
         )
         self.reward_fn = get_custom_reward_fn(self.config) if score_in_loop else None
+        if overturn_penalty is not None and (self.reward_fn is None or overturn_penalty < 0):
+            raise ValueError(
+                f"{NAME}: overturn_penalty={overturn_penalty!r} needs a value >= 0 and in-loop scoring "
+                "(score_in_loop: true and reward.custom_reward_function.path set)"
+            )
+        self.overturn_penalty = overturn_penalty
         self.episode: Episode | None = None
 
     # -- verl's entry point --------------------------------------------------
@@ -89,8 +104,11 @@ class MiniO3AgentLoop(ToolAgentLoop):
         state = await super()._handle_pending_state(agent_data, sampling_params)
         path = self._raw_image_path(agent_data.tools_kwargs)
         first_view = agent_data.image_data[0] if agent_data.image_data else None
-        bank = default_bank()
-        self.episode = Episode(bank.get(path), self.episode_config, first_view=first_view)
+        try:
+            raw = default_bank().get(path)
+        except ImageError as e:
+            raise ValueError(f"{NAME}: {self._row_name()}: {e}") from e
+        self.episode = Episode(raw, self.episode_config, first_view=first_view)
         setattr(agent_data, SESSION_ATTR, self.episode)
         return state
 
@@ -174,12 +192,15 @@ class MiniO3AgentLoop(ToolAgentLoop):
     def _raw_image_path(self, tools_kwargs: Mapping[str, Any]) -> str:
         path = ((tools_kwargs or {}).get("zoom") or {}).get("create_kwargs", {}).get("image")
         if not path:
-            extra = self._row.get("extra_info") or {}
             raise ValueError(
-                f"{NAME}: row index={extra.get('index')!r} doc_id={extra.get('doc_id')!r} has no raw image path in "
+                f"{NAME}: {self._row_name()} has no raw image path in "
                 "extra_info.tools_kwargs.zoom.create_kwargs.image (see minio3_ext.verl.dataset.to_verl_row)"
             )
         return path
+
+    def _row_name(self) -> str:
+        extra = self._row.get("extra_info") or {}
+        return f"row index={extra.get('index')!r} doc_id={extra.get('doc_id')!r}"
 
     async def _finish(self, output: AgentLoopOutput) -> AgentLoopOutput:
         """Record the episode, score in-loop, and mask excluded trajectories."""
@@ -187,27 +208,26 @@ class MiniO3AgentLoop(ToolAgentLoop):
         if not episode.done:  # verl stopped without a parsed final turn (e.g. response cap)
             episode.terminate("context_limit" if len(output.response_mask) >= self.response_length else "no_answer")
         summary = episode.summary()
-        fields = {
+        penalised = summary["is_overturn"] and self.overturn_penalty is not None
+        output.extra_fields.update({
             "termination_reason": summary["termination_reason"],
             "is_overturn": summary["is_overturn"],
+            "masked": summary["is_overturn"] and not penalised,
+            "unscorable": False,
             "turns": summary["turns"],
             "zooms": summary["zooms"],
             "invalid_actions": summary["invalid_actions"],
             "answer": summary["answer"],
-            "unscorable": False,
-        }
-        output.extra_fields.update(fields)
+        })
         if self.reward_fn is not None:
-            result = await self._score(output)
-            fields["unscorable"] = bool(result.get("unscorable"))
-            output.extra_fields["unscorable"] = fields["unscorable"]
-        masked = bool(fields["is_overturn"] or fields["unscorable"])
-        output.extra_fields["masked"] = masked
-        if masked:
+            result = await self._score(output, penalty=-self.overturn_penalty if penalised else None)
+            if result.get("unscorable"):  # never a silent 0: out of the gradient like over-turn rows
+                output.extra_fields["unscorable"] = output.extra_fields["masked"] = True
+        if output.extra_fields["masked"]:
             output.response_mask = [0] * len(output.response_mask)
         return output
 
-    async def _score(self, output: AgentLoopOutput) -> dict[str, Any]:
+    async def _score(self, output: AgentLoopOutput, penalty: float | None = None) -> dict[str, Any]:
         row = self._row
         solution = self.tokenizer.decode(output.response_ids, skip_special_tokens=True)
         extra_info = {**(row.get("extra_info") or {}), **output.extra_fields, "raw_prompt": row.get("raw_prompt")}
@@ -215,14 +235,9 @@ class MiniO3AgentLoop(ToolAgentLoop):
             data_source=row.get("data_source"), solution_str=solution,
             ground_truth=(row.get("reward_model") or {}).get("ground_truth"), extra_info=extra_info,
         )
-        if not isinstance(result, Mapping):
-            result = {"score": float(result)}
+        result = dict(result) if isinstance(result, Mapping) else {"score": float(result)}
+        if penalty is not None:
+            result["score"] = penalty
         output.reward_score = float(result["score"])
-        output.extra_fields["reward_extra_info"] = dict(result)
-        return dict(result)
-
-
-_BASE_KWARGS = {
-    "trainer_config", "server_manager", "tokenizer", "processor", "dataset_cls", "data_config",
-    "hf_model_type", "tools",
-}
+        output.extra_fields["reward_extra_info"] = result
+        return result

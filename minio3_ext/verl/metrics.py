@@ -26,7 +26,8 @@ def trajectory_indicators(fields: Mapping[str, Any]) -> dict[str, float]:
         return {}
     turns = float(fields.get("turns") or 0)
     out = {f"minio3/{r}": float(reason == r) for r in TERMINATION_REASONS}
-    out["minio3/masked"] = float(bool(fields.get("masked") or fields.get("is_overturn") or fields.get("unscorable")))
+    masked = fields["masked"] if "masked" in fields else fields.get("is_overturn") or fields.get("unscorable")
+    out["minio3/masked"] = float(bool(masked))
     out["minio3/unscorable"] = float(bool(fields.get("unscorable")))
     out["minio3/turns"] = turns
     out["minio3/zooms"] = float(fields.get("zooms") or 0)

@@ -20,7 +20,6 @@ observation.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any, Optional
 from uuid import uuid4
 
@@ -32,8 +31,6 @@ from minio3_ext.core import Episode, EpisodeConfig, ImageError, Observation, Zoo
 from .options import episode_config
 
 __all__ = ["ZoomTool", "PENDING_ATTR", "SESSION_ATTR", "observation_response"]
-
-logger = logging.getLogger(__name__)
 
 #: ``agent_data`` attribute where the minio3 agent loop leaves the observation of the turn.
 PENDING_ATTR = "minio3_pending_observation"

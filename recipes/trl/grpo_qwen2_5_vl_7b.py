@@ -25,7 +25,7 @@ from minio3_ext.data.synthetic import load_rows
 from minio3_ext.judge import Judge, JudgeConfig
 from minio3_ext.trl import (
     AccuracyReward, MaskedGRPOConfig, MaskedGRPOTrainer, ZoomEnvironment, format_reward, grpo_rows,
-    use_tool_chat_template,
+    use_minio3_dialect, use_tool_chat_template,
 )
 
 
@@ -38,13 +38,15 @@ class RecipeArguments:
     image_bank_gib: float = field(default=8.0, metadata={"help": "Raw-image cache per process (decode once, share)."})
     freeze_vision_tower: bool = field(default=True, metadata={"help": "Freeze the ViT and merger (as the released SFT)."})
     format_reward_weight: float = field(default=0.0, metadata={"help": "Weight of the format reward (released: 0)."})
+    dialect: str = field(default="hermes", metadata={"help": "'hermes' (<tool_call>, tool turns) or 'minio3' (the "
+                                                              "released <grounding> dialect, observations as user turns)."})
 
 
-def load_dataset_rows(path: str) -> Dataset:
+def load_dataset_rows(path: str, dialect: str) -> Dataset:
     p = Path(path)
     if p.is_dir():
         return load_from_disk(str(p))
-    return Dataset.from_list(grpo_rows(load_rows(p)))
+    return Dataset.from_list(grpo_rows(load_rows(p), dialect=dialect))
 
 
 def main() -> None:
@@ -52,14 +54,17 @@ def main() -> None:
     view = ViewRules(max_pixels=recipe.view_max_pixels, min_pixels=recipe.view_min_pixels)
     processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, min_pixels=recipe.view_min_pixels,
                                               max_pixels=recipe.view_max_pixels, padding_side="left")
-    use_tool_chat_template(processor)  # Qwen2.5-VL's own template cannot render tool calls
+    if recipe.dialect == "minio3":
+        use_minio3_dialect(processor)  # <grounding> calls rendered and parsed through TRL's hooks
+    else:
+        use_tool_chat_template(processor)  # Qwen2.5-VL's own template cannot render tool calls
     model = AutoModelForImageTextToText.from_pretrained(
         model_args.model_name_or_path, dtype=getattr(torch, model_args.dtype or "bfloat16"),
         attn_implementation=model_args.attn_implementation)
     if recipe.freeze_vision_tower:
         for p in model.model.visual.parameters():
             p.requires_grad_(False)
-    episode = EpisodeConfig(max_turns=args.max_turns, max_images=args.max_images, dialect="hermes",
+    episode = EpisodeConfig(max_turns=args.max_turns, max_images=args.max_images, dialect=recipe.dialect,
                             max_context_tokens=None, view=view)  # TRL's max_completion_length is the context cap
     bank = ImageBank(max_bytes=int(recipe.image_bank_gib * (1 << 30)), view_rules=view)
     reward_funcs = [AccuracyReward(Judge(JudgeConfig.from_env()))]
@@ -67,7 +72,7 @@ def main() -> None:
         reward_funcs.append(format_reward)
         args.reward_weights = [1.0, recipe.format_reward_weight]
     trainer = MaskedGRPOTrainer(
-        model, reward_funcs=reward_funcs, args=args, train_dataset=load_dataset_rows(recipe.train_data),
+        model, reward_funcs=reward_funcs, args=args, train_dataset=load_dataset_rows(recipe.train_data, recipe.dialect),
         processing_class=processor, environment_factory=partial(ZoomEnvironment, config=episode, bank=bank),
     )
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 ZOOM_BOX = [0.1, 0.1, 0.5, 0.5]
+GROUNDING = '<think>too small</think><grounding>{"bbox_2d": %s, "source": "original_image"}</grounding>' % ZOOM_BOX
 ZOOM = '<tool_call>\n{"name": "zoom", "arguments": {"bbox_2d": %s, "source": "original_image"}}\n</tool_call>' % ZOOM_BOX
 
 
@@ -43,6 +44,7 @@ def trl_setup(tiny_qwen_dir, synthetic_rows):
         "model_dir": tiny_qwen_dir,
         "row": row,
         "zoom_box": ZOOM_BOX,
+        "grounding": GROUNDING,
         "view": view,
         "bank": ImageBank(view_rules=view),
         "episode": EpisodeConfig(max_turns=2, dialect="hermes", max_context_tokens=None, view=view),
@@ -63,11 +65,16 @@ def run_scripted(trl_setup, tmp_path, monkeypatch):
     """``run_scripted(trainer_cls, **config_overrides)`` → :class:`ScriptedRun`."""
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
 
-    def run(trainer_cls, config_cls=None, script=None, **overrides) -> ScriptedRun:
+    def run(trainer_cls, config_cls=None, script=None, dialect="hermes", **overrides) -> ScriptedRun:
         from trl import GRPOConfig
 
         from minio3_ext.testing import load_tiny_qwen
-        from minio3_ext.trl import AccuracyReward, MaskedGRPOConfig, ZoomEnvironment
+        from dataclasses import replace
+
+        from datasets import Dataset
+
+        from minio3_ext.trl import AccuracyReward, MaskedGRPOConfig, ZoomEnvironment, grpo_rows
+        from minio3_ext.trl.templates import use_minio3_dialect
 
         config_cls = config_cls or MaskedGRPOConfig
         kwargs = _config_kwargs(tmp_path)
@@ -78,6 +85,11 @@ def run_scripted(trl_setup, tmp_path, monkeypatch):
         args = config_cls(**{**kwargs, **overrides})
         torch.manual_seed(0)
         model, processor = load_tiny_qwen(trl_setup["model_dir"])
+        episode, dataset = trl_setup["episode"], trl_setup["dataset"]
+        if dialect == "minio3":
+            use_minio3_dialect(processor)
+            episode = replace(episode, dialect="minio3")
+            dataset = Dataset.from_list(grpo_rows([trl_setup["row"]], dialect="minio3"))
         outputs, losses = [], []
 
         class Recording(trainer_cls):
@@ -94,9 +106,8 @@ def run_scripted(trl_setup, tmp_path, monkeypatch):
         solution = trl_setup["row"]["solution"]
         turns = iter(script or [[ZOOM, ZOOM, "I do not know."], [f"<think>ok</think><answer>{solution}</answer>", ZOOM]])
         trainer = Recording(
-            model, reward_funcs=[AccuracyReward()], args=args, train_dataset=trl_setup["dataset"],
-            processing_class=processor,
-            environment_factory=functools.partial(ZoomEnvironment, config=trl_setup["episode"], bank=trl_setup["bank"]),
+            model, reward_funcs=[AccuracyReward()], args=args, train_dataset=dataset, processing_class=processor,
+            environment_factory=functools.partial(ZoomEnvironment, config=episode, bank=trl_setup["bank"]),
         )
         tok = processor.tokenizer
         im_end = tok.convert_tokens_to_ids("<|im_end|>")

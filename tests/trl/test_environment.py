@@ -76,8 +76,3 @@ def test_zoom_at_the_last_turn_ends_the_episode(env, synthetic_rows):
 def test_reset_names_the_row_when_the_image_is_missing(env):
     with pytest.raises(ValueError, match="'r7'.*image_path"):
         env.reset(doc_id="r7", question="q?")
-
-
-def test_minio3_dialect_is_refused_with_a_reason():
-    with pytest.raises(ValueError, match="dialect must be 'hermes'"):
-        ZoomEnvironment(EpisodeConfig(dialect="minio3"))

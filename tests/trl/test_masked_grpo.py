@@ -146,3 +146,67 @@ def test_config_derives_and_validates_the_tool_round_cap(tmp_path):
         MaskedGRPOConfig(output_dir=str(tmp_path), masked_reasons=["timeout"], use_cpu=True)
     with pytest.raises(ValueError, match="max_masked_share"):
         MaskedGRPOConfig(output_dir=str(tmp_path), max_masked_share=1.5, use_cpu=True)
+
+
+def test_released_grounding_dialect_runs_through_trls_parsing_hooks(run_scripted, trl_setup):
+    """<grounding> calls parsed by the tokenizer's response schema; observations as user turns."""
+    g, solution = trl_setup["grounding"], trl_setup["row"]["solution"]
+    run = run_scripted(MaskedGRPOTrainer, dialect="minio3",
+                       script=[[g, g, "I do not know."], [f"<think>ok</think><answer>{solution}</answer>", g]])
+    out = run.outputs[0]
+    assert out["num_images"] == [2, 2, 1]
+    np.testing.assert_allclose(out["advantages"].double().numpy(),
+                               masked_group_advantages(REWARDS, ["g"] * 3, LIVE, epsilon=1e-4), rtol=0, atol=1e-6)
+    tok = run.trainer.processing_class.tokenizer
+    text = tok.decode(out["completion_ids"][0][out["completion_mask"][0].bool()])
+    assert text.startswith(g + "<|im_end|>\n<|im_start|>user\nAfter the above Action 0, here is the zoomed-in image")
+    assert "<tool_response>" not in text and "<|image_pad|>" in text
+    assert text.endswith(f"<answer>{solution}</answer><|im_end|>")
+
+
+def lookup(key: str) -> str:
+    """Look a word up in the dictionary.
+
+    Args:
+        key: The word to look up.
+
+    Returns:
+        Its definition.
+    """
+    return f"{key}: a word"
+
+
+def test_text_only_tool_loop_without_environment(trl_setup, tmp_path, monkeypatch):
+    """No images, no environment: a plain tool and any reward; the row still calling tools at the cap is masked."""
+    from datasets import Dataset
+
+    from minio3_ext.testing import load_tiny_qwen
+
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    call = '<tool_call>\n{"name": "lookup", "arguments": {"key": "zoom"}}\n</tool_call>'
+    turns = iter([[call, call, "<answer>no</answer>"], ["<answer>yes</answer>", call]])
+    model, processor = load_tiny_qwen(trl_setup["model_dir"])
+    tok = processor.tokenizer
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    outputs = []
+
+    class Recording(MaskedGRPOTrainer):
+        def _generate_and_score_completions(self, inputs):
+            outputs.append(super()._generate_and_score_completions(inputs))
+            return outputs[-1]
+
+    def says_yes(completions, **kwargs):
+        return [1.0 if "<answer>yes</answer>" in str(c) else 0.0 for c in completions]
+
+    args = MaskedGRPOConfig(output_dir=str(tmp_path), max_turns=2, num_generations=3, per_device_train_batch_size=3,
+                            max_steps=1, max_completion_length=256, report_to=[], use_cpu=True, save_strategy="no")
+    trainer = Recording(model, reward_funcs=[says_yes], args=args, processing_class=processor, tools=[lookup],
+                        train_dataset=Dataset.from_list([{"prompt": [{"role": "user", "content": "Define zoom."}]}]))
+    trainer._generate_single_turn = lambda ids, *a, **k: (
+        [tok(t, add_special_tokens=False)["input_ids"] + [im_end] for t in next(turns)], None)
+    trainer.train()
+    out = outputs[0]
+    np.testing.assert_allclose(out["advantages"].double().numpy(),
+                               masked_group_advantages(REWARDS, ["g"] * 3, LIVE, epsilon=1e-4), rtol=0, atol=1e-6)
+    assert (out["completion_mask"] * out["tool_mask"]).sum(dim=1)[1] == 0
+    assert trainer.state.log_history[0]["minio3/termination/turn_limit"] == pytest.approx(1 / 3)

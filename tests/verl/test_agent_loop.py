@@ -13,7 +13,7 @@ import pytest
 import verl
 from hydra import compose, initialize_config_dir
 from verl import DataProto
-from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
+from verl.experimental.agent_loop.agent_loop import AgentLoopWorker, _agent_loop_registry
 from verl.trainer.ppo.metric_utils import process_validation_metrics
 from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 
@@ -149,3 +149,32 @@ def test_a_trajectory_the_judge_cannot_score_is_masked_not_zeroed(
     assert list(out.non_tensor_batch["termination_reason"]) == ["answered"]
     assert list(out.non_tensor_batch["unscorable"]) == [True] and list(out.non_tensor_batch["masked"]) == [True]
     assert out.batch["response_mask"].sum() == 0 and out.batch["rm_scores"].sum() == 0
+
+
+def test_a_row_without_its_raw_image_path_fails_naming_the_row(tiny_qwen_dir, synthetic_rows, tmp_path, scripted_server):
+    cfg = _config(tiny_qwen_dir, "minio3")
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    worker.llm_client = scripted_server(worker.tokenizer, _scripts("minio3", "x"))
+    batch = _batch(cfg, worker, synthetic_rows[:1], tmp_path, "minio3", cases=["answers"])
+    batch.non_tensor_batch["tools_kwargs"][0] = {}
+    doc_id = synthetic_rows[0]["doc_id"]
+    with pytest.raises(ValueError, match=f"doc_id='{doc_id}'.*tools_kwargs.zoom.create_kwargs.image"):
+        asyncio.run(worker.generate_sequences(batch))
+
+
+@pytest.mark.slow
+def test_overturn_penalty_guard_keeps_looping_trajectories_in_the_gradient(
+    tiny_qwen_dir, synthetic_rows, tmp_path, scripted_server, monkeypatch
+):
+    # the worker writes the YAML entry into verl's process-wide registry: restore it afterwards
+    monkeypatch.setitem(_agent_loop_registry, "minio3_agent", _agent_loop_registry["minio3_agent"])
+    loops = tmp_path / "agent_loop.yaml"
+    loops.write_text(mv.config_path("agent_loop.yaml").read_text().replace("overturn_penalty: null", "overturn_penalty: 0.25"))
+    cfg = _config(tiny_qwen_dir, "hermes")
+    cfg.actor_rollout_ref.rollout.agent.agent_loop_config_path = str(loops)
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    worker.llm_client = scripted_server(worker.tokenizer, _scripts("hermes", "x"))
+    out = asyncio.run(worker.generate_sequences(_batch(cfg, worker, synthetic_rows[:1], tmp_path, "hermes", cases=["loops"])))
+    assert list(out.non_tensor_batch["termination_reason"]) == ["turn_limit"]
+    assert list(out.non_tensor_batch["masked"]) == [False] and list(out.non_tensor_batch["minio3/masked"]) == [0.0]
+    assert out.batch["response_mask"].sum() > 0 and out.batch["rm_scores"].sum().item() == -0.25
