@@ -40,8 +40,11 @@ class DemoConfig:
     """Every knob of the demo; the defaults are the full run (≤ 5 minutes on 2 CPU cores)."""
 
     seed: int = 0
-    train_items: int = 8
-    eval_items: int = 4
+    system_prompt: str = ("Answer the question about the image. Think inside <think></think>, zoom in with the zoom "
+                          "tool when the target is too small, and give the final answer inside <answer></answer>.")
+    """Shorter than the library's (the tool schema already describes zoom): fewer tokens per CPU step."""
+    train_items: int = 6
+    eval_items: int = 6
     image_width: int = 448
     image_height: int = 336
     view_max_pixels: int = 28 * 28 * 48
@@ -52,7 +55,7 @@ class DemoConfig:
     sft_batch_size: int = 2
     oracle_grid: float = 0.1
     """Oracle zoom boxes are rounded outwards to this grid: short tool calls a tiny model can learn."""
-    grpo_steps: int = 4
+    grpo_steps: int = 8
     grpo_learning_rate: float = 1e-4
     grpo_prompts_per_step: int = 2
     format_reward_weight: float = 0.5
@@ -62,9 +65,12 @@ class DemoConfig:
     train_max_turns: int = 3
     max_completion_length: int = 320
     max_new_tokens_per_turn: int = 80
-    temperature: float = 1.0
+    temperature: float = 0.7
+    """Rollout temperature (paper: 1.0; a tiny model's tool-call JSON falls apart at 1.0)."""
+    eval_temperature: float = 0.0
+    """0 = greedy (then one sample per item is all Avg@K needs)."""
     eval_budgets: tuple[int, ...] = (1, 2, 4, 8)
-    eval_samples: int = 2
+    eval_samples: int = 1
     """Samples per eval item (Avg@K)."""
     html_trajectories: int = 6
     threads: int = 2
@@ -120,10 +126,12 @@ def cold_start_sft(cfg: DemoConfig, model, processor, rows: list[dict], bank, ou
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from .trl import oracle_conversation
+    from .trl import ZoomEnvironment, oracle_conversation
     from .trl.sft import ToolImageCollator
 
-    examples = [oracle_conversation(r, _episode_config(cfg, cfg.train_max_turns), bank, grid=cfg.oracle_grid) for r in rows]
+    config = _episode_config(cfg, cfg.train_max_turns)
+    examples = [oracle_conversation(r, config, bank, grid=cfg.oracle_grid, system_prompt=cfg.system_prompt) for r in rows]
+    tools = [ZoomEnvironment(config, bank).zoom]  # the schema the RL and eval prompts carry
     args = SFTConfig(
         output_dir=str(out / "sft"), num_train_epochs=cfg.sft_epochs, learning_rate=cfg.sft_learning_rate,
         per_device_train_batch_size=cfg.sft_batch_size, lr_scheduler_type="cosine", warmup_steps=0.1,
@@ -131,7 +139,7 @@ def cold_start_sft(cfg: DemoConfig, model, processor, rows: list[dict], bank, ou
         gradient_checkpointing=False, dataloader_num_workers=0,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=processor,
-                         data_collator=ToolImageCollator(processor, assistant_only=True))
+                         data_collator=ToolImageCollator(processor, assistant_only=True, tools=tools))
     result = trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {"steps": trainer.state.global_step, "train_loss": result.training_loss,
@@ -161,7 +169,7 @@ def masked_grpo(cfg: DemoConfig, model, processor, rows: list[dict], bank, judge
     reward_funcs = [AccuracyReward(judge)] + ([format_reward] if cfg.format_reward_weight else [])
     env_factory = partial(ZoomEnvironment, config=_episode_config(cfg, cfg.train_max_turns), bank=bank)
     trainer = MaskedGRPOTrainer(model, reward_funcs=reward_funcs, args=args,
-                                train_dataset=Dataset.from_list(grpo_rows(rows)), processing_class=processor,
+                                train_dataset=Dataset.from_list(grpo_rows(rows, cfg.system_prompt)), processing_class=processor,
                                 environment_factory=env_factory)
     trainer.train()
     history = [h for h in trainer.state.log_history if "loss" in h]
@@ -173,13 +181,13 @@ def hf_policy(model, processor, tools: list[Callable], *, max_new_tokens: int, t
     import torch
 
     tokenizer = processor.tokenizer
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0} if temperature > 0 else {"do_sample": False}
 
     def generate(messages: list[dict]) -> str:
         inputs = processor.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=True,
                                                return_dict=True, return_tensors="pt")
         with torch.no_grad():
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=temperature > 0,
-                                 temperature=temperature if temperature > 0 else None, top_p=1.0, top_k=0)
+            out = model.generate(**inputs, max_new_tokens=max_new_tokens, **sampling)
         return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 
     async def policy(messages: list[dict]) -> str:
@@ -199,13 +207,14 @@ def evaluate(cfg: DemoConfig, model, processor, rows: list[dict], bank, judge, o
     budget = max(cfg.eval_budgets)
     config = _episode_config(cfg, budget)
     policy = hf_policy(model.eval(), processor, [ZoomEnvironment(config, bank).zoom],
-                       max_new_tokens=cfg.max_new_tokens_per_turn, temperature=cfg.temperature)
+                       max_new_tokens=cfg.max_new_tokens_per_turn, temperature=cfg.eval_temperature)
 
     async def run_all() -> list[dict]:
         trajectories = []
         jobs = [(row, k) for row in rows for k in range(cfg.eval_samples)]
         for row, k in tqdm(jobs, desc="eval episodes", unit="episode"):
-            t = await run_episode(policy, row, config, bank, sample=k, crops_dir=out / "crops", token_counter=None)
+            t = await run_episode(policy, row, config, bank, sample=k, crops_dir=out / "crops", token_counter=None,
+                                  system_prompt=cfg.system_prompt)
             trajectories.append(await score_trajectory(t, judge))
         return trajectories
 

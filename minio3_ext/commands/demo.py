@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, help="run folder (default runs/demo-<timestamp>)")
     parser.add_argument("--quick", action="store_true", help="shortened setting for CI (~1 minute)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    parser.add_argument("--grpo-steps", type=int, default=None, help="masked-GRPO steps (default 4; quick 1)")
+    parser.add_argument("--grpo-steps", type=int, default=None, help="masked-GRPO steps (default 8; quick 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 2)")
     parser.set_defaults(func=run)
 

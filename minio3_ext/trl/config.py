@@ -28,7 +28,8 @@ class MaskedGRPOConfig(GRPOConfig):
     )
     max_images: int = field(
         default=32,
-        metadata={"help": "Images per trajectory, the original included; used by the zoom environment."},
+        metadata={"help": "Images per trajectory, the original included. Give the zoom environment the same value "
+                  "(EpisodeConfig.max_images); the trainer checks they agree."},
     )
     mask_overturn: bool = field(
         default=True,

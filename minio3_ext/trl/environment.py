@@ -78,6 +78,10 @@ class ZoomEnvironment:
         self._row: dict[str, Any] = {}
 
     @property
+    def config(self) -> EpisodeConfig:
+        return self._config
+
+    @property
     def episode(self) -> Episode | None:
         """The current episode (``None`` before the first ``reset``)."""
         return self._episode

@@ -8,6 +8,9 @@ and then hands the example to TRL's collator unchanged. It also drops the ``None
 fields Arrow adds when message dicts of different shapes share one column. Use it as
 ``SFTTrainer(data_collator=ToolImageCollator(processor), ...)``.
 
+``tools`` renders the same tool schemas into every example as the RL prompts carry
+(TRL's vision collator passes none to the chat template), so SFT and RL see one format.
+
 ``assistant_only=True`` keeps the loss on assistant turns of a ChatML template
 (``<|im_start|>assistant\n`` … ``<|im_end|>``, as Qwen's), which TRL supports for
 vision datasets only from transformers 5.18: a tiny model that must also fit the
@@ -70,11 +73,32 @@ def assistant_label_mask(input_ids: torch.Tensor, start: list[int], end: int) ->
     return mask
 
 
+class _WithTools:
+    """A processor whose ``apply_chat_template`` always renders ``tools``."""
+
+    def __init__(self, processor: Any, tools: list[Any]):
+        self._processor, self._tools = processor, tools
+
+    def apply_chat_template(self, *args: Any, **kwargs: Any) -> Any:
+        return self._processor.apply_chat_template(*args, tools=self._tools, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._processor(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._processor, name)
+
+
 @dataclass
 class ToolImageCollator(DataCollatorForVisionLanguageModeling):
-    """TRL's vision-language collator, with images in tool turns and an optional assistant-only loss."""
+    """TRL's vision-language collator, with images in tool turns, tool schemas, and an optional assistant-only loss."""
 
     assistant_only: bool = False
+    tools: list[Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.tools:
+            self.processor = _WithTools(self.processor, self.tools)
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         batch = super().torch_call([fill_tool_images(dict(ex)) for ex in examples])

@@ -91,15 +91,14 @@ def rollout_record(
     reason = termination_reason(messages, truncated=truncated, max_tool_rounds=max_tool_rounds)
     conversational = not isinstance(messages, str)
     turns = sum(m.get("role") == "assistant" for m in messages) if conversational else 1
+    # calls TRL could not even make (unknown tool, bad keyword arguments) come back as "{'error': ...}"
+    errors = sum(m.get("role") == "tool" and message_text(m).startswith("{'error'") for m in messages) if conversational else 0
     episode = getattr(environment, "episode", None)
     if isinstance(episode, Episode):
         final = message_text(_final_assistant(messages)) if conversational else messages
         finish_episode(episode, reason, final)
         summary = episode.summary()
         return {"reason": summary["termination_reason"], "turns": turns, "zooms": summary["zooms"],
-                "invalid_actions": summary["invalid_actions"]}
-    errors = 0
-    if conversational:
-        errors = sum(m.get("role") == "tool" and message_text(m).startswith("{'error'") for m in messages)
+                "invalid_actions": summary["invalid_actions"] + errors}
     return {"reason": reason, "turns": turns, "zooms": tool_rounds(messages) if conversational else 0,
             "invalid_actions": errors}

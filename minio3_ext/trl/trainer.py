@@ -19,6 +19,8 @@ Three small overrides, each calling TRL first:
   with the masked rows inside the group statistics.
 
 With ``mask_overturn=False`` nothing is changed: the numbers are stock GRPOTrainer's.
+TRL's ``reward``/``rewards/*`` metrics then cover the live rows only; the masked share
+is logged as ``minio3/masked_share``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,20 @@ class MaskedGRPOTrainer(GRPOTrainer):
         self._live_local: torch.Tensor | None = None
         self._live_global: torch.Tensor | None = None
         self._masking_active = False
+        self._check_environment_budgets()
+
+    def _check_environment_budgets(self) -> None:
+        """An environment episode config must agree with the trainer's turn and image budgets."""
+        for pool in (getattr(self, "_environment_pool", None) or {}).values():
+            config = getattr(pool[0], "config", None)
+            if config is None or not hasattr(config, "max_turns"):
+                continue
+            for key in ("max_turns", "max_images"):
+                if getattr(config, key) != getattr(self.args, key):
+                    raise ValueError(
+                        f"MaskedGRPOTrainer: environment EpisodeConfig.{key}={getattr(config, key)} differs from "
+                        f"MaskedGRPOConfig.{key}={getattr(self.args, key)}; set both to the same budget"
+                    )
 
     # -- rollout: classify, log, cut masked rows out of the loss mask ----------------
     def _generate(self, prompts: list):

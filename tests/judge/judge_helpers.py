@@ -7,7 +7,9 @@ from minio3_ext.judge.prompt import parse_data_block
 
 
 def fast_config(base_url: str | None, **overrides) -> JudgeConfig:
-    values = dict(base_url=base_url, model="fake-judge", timeout_s=0.5, max_retries=2,
+    # A generous timeout: only the timeout tests shorten it, so a loaded CI box
+    # does not turn slow replies into spurious retries.
+    values = dict(base_url=base_url, model="fake-judge", timeout_s=10.0, max_retries=2,
                   backoff_base_s=0.005, backoff_max_s=0.05, concurrency=8)
     values.update(overrides)
     return JudgeConfig(**values)

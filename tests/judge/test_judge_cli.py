@@ -52,7 +52,7 @@ def test_check_fails_on_a_judge_fooled_by_injection(judge_server, capsys):
 
 def test_check_reports_unreachable_endpoint(capsys):
     rc = main(["judge", "check", "--base-url", closed_port_url(), "--model", "m", "--retries", "0",
-               "--timeout", "1"])
+               "--timeout", "10"])
     out = capsys.readouterr().out
     assert rc == 1 and "unscorable 10" in out and "connection" in out
 

@@ -16,7 +16,7 @@ from minio3_ext.testing.fake_openai import Fault, closed_port_url
 POISON = "poisoned answer"  # the server answers this prediction with the fault under test
 
 FAULTS = {
-    "delay_past_timeout": (lambda: Fault.delay(2.0, then="Score: 1"), "errors_timeout"),
+    "delay_past_timeout": (lambda: Fault.delay(3.0, then="Score: 1"), "errors_timeout"),
     "429_retry_after": (lambda: Fault.status(429, retry_after=0.01), "errors_rate_limit"),
     "500": (lambda: Fault.status(500), "errors_server"),
     "503": (lambda: Fault.status(503), "errors_server"),
@@ -50,7 +50,8 @@ def test_fault_is_retried_then_unscorable(judge_server, name):
     fault, error_key = FAULTS[name]
     server = judge_server(_handler(fault))
     retries = 2
-    judge = Judge(fast_config(server.base_url, max_retries=retries, timeout_s=0.3))
+    timeout = 0.8 if name == "delay_past_timeout" else 10.0  # only the delay case may time out
+    judge = Judge(fast_config(server.base_url, max_retries=retries, timeout_s=timeout))
     verdicts = judge.score_sync(_batch())
 
     assert [v.score for v in verdicts] == [None, 1.0, 0.0, 1.0, 0.0]
@@ -170,7 +171,7 @@ def test_concurrency_limit_is_respected(judge_server):
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-        time.sleep(0.05)
+        time.sleep(0.15)
         with lock:
             active[0] -= 1
         return "Score: 1"
@@ -183,7 +184,7 @@ def test_concurrency_limit_is_respected(judge_server):
     m = judge.metrics()
     assert {"calls", "cache_hits", "dedupe_saves", "retries", "unscorable", "latency_mean_s"} <= set(m)
     assert all(isinstance(v, float) for v in m.values())
-    assert 0.05 <= m["latency_mean_s"] <= m["latency_max_s"] and m["latency_p50_s"] >= 0.05
+    assert 0.15 <= m["latency_mean_s"] <= m["latency_max_s"] and m["latency_p50_s"] >= 0.15
     judge.reset_metrics()
     assert judge.metrics()["calls"] == 0 and judge.metrics()["latency_mean_s"] == 0
 

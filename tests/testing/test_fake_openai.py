@@ -49,7 +49,8 @@ def test_multiple_choices_finish_reason_and_stream():
 def test_faults_surface_as_client_errors(fault, error):
     with FakeOpenAIServer(lambda req: fault) as server:
         with pytest.raises(error):
-            _client(server, timeout=0.3).chat.completions.create(model="m", messages=[])
+            timeout = 0.3 if fault.kind == "delay" else 10.0
+            _client(server, timeout=timeout).chat.completions.create(model="m", messages=[])
 
 
 def test_retry_after_header_and_handler_exception():

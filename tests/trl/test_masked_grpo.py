@@ -210,3 +210,20 @@ def test_text_only_tool_loop_without_environment(trl_setup, tmp_path, monkeypatc
                                masked_group_advantages(REWARDS, ["g"] * 3, LIVE, epsilon=1e-4), rtol=0, atol=1e-6)
     assert (out["completion_mask"] * out["tool_mask"]).sum(dim=1)[1] == 0
     assert trainer.state.log_history[0]["minio3/termination/turn_limit"] == pytest.approx(1 / 3)
+
+
+def test_environment_budget_must_match_the_config(trl_setup, tmp_path, monkeypatch):
+    import functools
+    from dataclasses import replace
+
+    from minio3_ext.testing import load_tiny_qwen
+    from minio3_ext.trl import AccuracyReward, ZoomEnvironment
+
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    model, processor = load_tiny_qwen(trl_setup["model_dir"])
+    args = MaskedGRPOConfig(output_dir=str(tmp_path), max_turns=2, num_generations=3, per_device_train_batch_size=3,
+                            report_to=[], use_cpu=True)
+    env = functools.partial(ZoomEnvironment, config=replace(trl_setup["episode"], max_turns=4), bank=trl_setup["bank"])
+    with pytest.raises(ValueError, match="EpisodeConfig.max_turns=4 differs from MaskedGRPOConfig.max_turns=2"):
+        MaskedGRPOTrainer(model, reward_funcs=[AccuracyReward()], args=args, train_dataset=trl_setup["dataset"],
+                          processing_class=processor, environment_factory=env)
