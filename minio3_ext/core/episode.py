@@ -228,9 +228,11 @@ class Episode:
 
     def _record_action(self, action: Any) -> None:
         """Record an action that was not executed because the episode ended."""
-        kind = "invalid" if isinstance(action, Invalid) else action.name
-        if isinstance(action, Invalid) and action.attempted:
-            self.invalid_actions += 1
+        if isinstance(action, Invalid):
+            kind = "invalid" if action.attempted else "none"
+            self.invalid_actions += action.attempted
+        else:
+            kind = action.name
         self.records.append(TurnRecord(self.turns, kind, getattr(action, "source", None), error=getattr(action, "reason", None)))
 
     def _error(self, message: str) -> Observation:

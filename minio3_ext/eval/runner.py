@@ -111,7 +111,7 @@ async def run_episode(
     never raises.
     """
     item = as_item(row)
-    bank = bank or default_bank()
+    bank = bank if bank is not None else default_bank()
     original = bank.get(item["image"])
     first_view = bank.first_view(item["image"])
     messages = build_messages(item["question"], first_view, config.dialect, system_prompt)

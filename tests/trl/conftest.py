@@ -62,17 +62,19 @@ def _config_kwargs(tmp_path) -> dict[str, Any]:
 
 @pytest.fixture
 def run_scripted(trl_setup, tmp_path, monkeypatch):
-    """``run_scripted(trainer_cls, **config_overrides)`` → :class:`ScriptedRun`."""
+    """``run_scripted(trainer_cls, config_cls=None, script=None, dialect="hermes", **config_overrides)`` → :class:`ScriptedRun`.
+
+    ``script``: per generation call, the texts of the rollouts that call generates for.
+    Only ``_generate_single_turn`` (the model's sampling) is replaced; everything else is TRL's.
+    """
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
 
     def run(trainer_cls, config_cls=None, script=None, dialect="hermes", **overrides) -> ScriptedRun:
-        from trl import GRPOConfig
-
-        from minio3_ext.testing import load_tiny_qwen
         from dataclasses import replace
 
         from datasets import Dataset
 
+        from minio3_ext.testing import load_tiny_qwen
         from minio3_ext.trl import AccuracyReward, MaskedGRPOConfig, ZoomEnvironment, grpo_rows
         from minio3_ext.trl.templates import use_minio3_dialect
 

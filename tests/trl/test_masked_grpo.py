@@ -26,7 +26,7 @@ def _loss_tokens(out) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def runs(request):
+def runs():
     return {}
 
 
