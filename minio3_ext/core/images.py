@@ -261,6 +261,9 @@ class ImageBank:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __bool__(self) -> bool:  # an empty bank is still a bank (``bank or default_bank()``)
+        return True
+
     def stats(self) -> dict[str, int]:
         return {"entries": len(self._entries), "bytes": self.nbytes, "decodes": self.decodes,
                 "resizes": self.resizes, "hits": self.hits, "evictions": self.evictions}
