@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from minio3_ext.core import prompts
 from minio3_ext.core.images import ViewRules
+from minio3_ext.data.convert import Problem
+from minio3_ext.data import export
+from minio3_ext.data.export import verl_rl_row
 
 __all__ = ["to_verl_row", "write_parquet"]
 
@@ -22,8 +24,9 @@ def to_verl_row(
     agent_name: str = "minio3_agent",
     view: ViewRules = ViewRules(),
 ) -> dict[str, Any]:
-    """One verl row. The raw image path travels in ``tools_kwargs`` so that crops come
-    from the raw file; ``images`` carries the pixel budget for the model's first view."""
+    """One verl row from a SPEC 5 row (layout: :mod:`minio3_ext.data.export`). The raw
+    image path travels in ``tools_kwargs`` so that crops come from the raw file;
+    ``images`` carries the pixel budget for the model's first view."""
     name = row.get("doc_id", index)
     for key in ("problem", "images", "solution", "data_source"):
         if key not in row:
@@ -31,36 +34,14 @@ def to_verl_row(
     images = row["images"]
     if isinstance(images, (str, os.PathLike)) or len(images) != 1:
         raise ValueError(f"row {name!r}: 'images' must be a list with exactly one image path, got {images!r}")
-    path = os.path.abspath(os.fspath(images[0]))
-    question = str(row["problem"]).replace("<image>", "").strip()
-    return {
-        "data_source": row["data_source"],
-        "prompt": [
-            {"role": "system", "content": prompts.system_prompt(dialect)},
-            {"role": "user", "content": prompts.user_prompt(str(row["problem"]))},
-        ],
-        "images": [{"image": path, "max_pixels": view.max_pixels, "min_pixels": view.min_pixels}],
-        "ability": "visual_search",
-        "agent_name": agent_name,
-        "reward_model": {"style": "model", "ground_truth": str(row["solution"])},
-        "extra_info": {
-            "index": index,
-            "doc_id": str(name),
-            "split": split,
-            "question": question,
-            "need_tools_kwargs": True,
-            "tools_kwargs": {"zoom": {"create_kwargs": {"image": path}}},
-        },
-    }
+    problem = Problem(
+        doc_id=str(name), question=str(row["problem"]).replace("<image>", "").strip(), answer=str(row["solution"]),
+        image=os.path.abspath(os.fspath(images[0])), data_source=row["data_source"],
+        benchmark=str(row.get("benchmark", row["data_source"])), difficulty=split,
+    )
+    return verl_rl_row(problem, index, dialect, agent_name, view)
 
 
 def write_parquet(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike, **kwargs: Any) -> Path:
     """Convert ``rows`` with :func:`to_verl_row` and write them as one parquet file."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pylist([to_verl_row(r, i, **kwargs) for i, r in enumerate(rows)])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
-    return path
+    return export.write_parquet([to_verl_row(r, i, **kwargs) for i, r in enumerate(rows)], path)

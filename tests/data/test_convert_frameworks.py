@@ -37,8 +37,9 @@ def test_verl_rlhf_dataset_reads_our_parquet(converted, processor):
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
     rows, report = converted
+    # no worker pool (workers=None): datasets' fork after torch threads can deadlock
     config = OmegaConf.create({"max_prompt_length": 4096, "filter_overlong_prompts": True,
-                               "filter_overlong_prompts_workers": 1, "return_raw_chat": True})
+                               "filter_overlong_prompts_workers": None, "return_raw_chat": True})
     ds = RLHFDataset(data_files=[report.outputs["verl"]], tokenizer=processor.tokenizer, config=config,
                      processor=processor)
     assert len(ds) == 2  # nothing filtered: the prompt with its image fits
