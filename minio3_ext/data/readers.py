@@ -14,12 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["read_rows", "DATA_SUFFIXES"]
+__all__ = ["read_rows", "read_jsonl", "DATA_SUFFIXES"]
 
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".tsv")
 
 
-def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """JSON objects of a JSONL file, each with ``_source`` = ``file:line``; blank lines skipped."""
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -83,7 +84,7 @@ def _hf_folder(path: Path) -> Iterator[dict[str, Any]]:
             yield {**row, "_source": f"{path}{'/' + split if split else ''}[{i}]"}
 
 
-_READERS = {".jsonl": _jsonl, ".json": _json, ".parquet": _parquet, ".tsv": _tsv}
+_READERS = {".jsonl": read_jsonl, ".json": _json, ".parquet": _parquet, ".tsv": _tsv}
 
 
 def read_rows(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:

@@ -31,6 +31,8 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .readers import read_jsonl
+
 __all__ = [
     "ANSWER_CHARS",
     "COLOURS",
@@ -272,21 +274,15 @@ def load_rows(jsonl_path: PathLike) -> list[dict]:
     path = Path(jsonl_path)
     base = path.resolve().parent
     rows: list[dict] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            missing = [k for k in _REQUIRED_KEYS if k not in row] if isinstance(row, dict) else list(_REQUIRED_KEYS)
-            if missing:
-                raise ValueError(f"{path}:{lineno}: row is missing key(s) {missing}")
-            if not isinstance(row["images"], list):
-                raise ValueError(f"{path}:{lineno}: 'images' must be a list, got {type(row['images']).__name__}")
-            row["images"] = [str(p if Path(p).is_absolute() else base / p) for p in row["images"]]
-            rows.append(row)
+    for row in read_jsonl(path):
+        where = row.pop("_source")
+        missing = [k for k in _REQUIRED_KEYS if k not in row]
+        if missing:
+            raise ValueError(f"{where}: row is missing key(s) {missing}")
+        if not isinstance(row["images"], list):
+            raise ValueError(f"{where}: 'images' must be a list, got {type(row['images']).__name__}")
+        row["images"] = [str(p if Path(p).is_absolute() else base / p) for p in row["images"]]
+        rows.append(row)
     return rows
 
 
