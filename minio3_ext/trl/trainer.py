@@ -122,16 +122,7 @@ class MaskedGRPOTrainer(GRPOTrainer):
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)
         if self._masking_active and self.args.include_masked_in_stats:
-            output["advantages"] = output["advantages"] * self._keep_advantage().to(output["advantages"].dtype)
+            # the whole group was the baseline, so every live row keeps its advantage
+            # (a lone live row too, as in the core reference)
+            output["advantages"] = output["advantages"] * self._live_local.to(output["advantages"].dtype)
         return output
-
-    def _keep_advantage(self) -> torch.Tensor:
-        """Local rows that keep their advantage: live, in a group with >= 2 live rows (or no masked row)."""
-        mode = "train" if self.model.training else "eval"
-        group_size = self.num_generations if mode == "train" else self.num_generations_eval
-        live = self._live_global.view(-1, group_size)
-        live_count = live.sum(dim=1, keepdim=True)
-        keep_group = (live_count >= 2) | (live_count == group_size)
-        keep = (live & keep_group).view(-1)
-        start = self.accelerator.process_index * len(self._live_local)
-        return keep[start:start + len(self._live_local)]
