@@ -3,82 +3,148 @@
 
 Select it per row (``agent_name: minio3_agent``, what :func:`minio3_ext.verl.dataset.to_verl_row`
 writes) or with ``actor_rollout_ref.rollout.agent.default_agent_loop=minio3_agent``.
+Every rule of the conversation comes from the episode's dialect
+(:attr:`EpisodeConfig.rules`): the system prompt (replacing the row's), the stop
+strings, how a turn is read, the observation text, its role and where its image sits.
 The dialect follows ``actor_rollout_ref.rollout.multi_turn.format``:
 
-- ``minio3``: the released model's ``<grounding>`` actions (generation stops at
-  ``</grounding>``), observations as **user** turns;
-- ``hermes``: ``<tool_call>`` actions answered by ``tool`` messages through verl's own
-  tool path and the zoom ``BaseTool``.
+- ``minio3`` / ``minio3_released``: the released model's ``<grounding>`` actions,
+  observations as **user** turns (``minio3_released`` selects the released preset);
+- ``hermes`` / ``minio3_hermes``: ``<tool_call>`` actions answered by ``tool`` messages
+  (the tool schemas in the system turn are the dialect's, coordinate-aware), never
+  truncated (verl's ``max_tool_response_length`` applies to verl's tool path only).
 
-Each assistant turn is fed to the episode, which parses the action tolerantly, crops
-from the raw image and decides when the trajectory ends and why. The loop only wraps
-verl's state handlers via ``super()``; its one own handler renders a minio3
-observation as a user turn (verl's tool handler always writes ``tool`` messages).
+Options of the agent-loop YAML entry (``config/agent_loop.yaml``), over the options of
+the image tools loaded from the tool YAML (a key set in both with different values is
+an error naming both): any :class:`~minio3_ext.core.EpisodeConfig`/crop/view key
+(``coords``, ``preset``, ``tools``, ``clamp``…), ``score_in_loop``,
+``overturn_penalty`` and ``max_turn_tokens``. Every image tool in the tool YAML
+(:class:`~minio3_ext.verl.tool.ImageToolAdapter`) is enabled in the episode and named
+in the system prompt.
+
+Each assistant turn is read by a parser built from the dialect
+(:func:`~minio3_ext.verl.tool_parser.parser_for`); the arguments it parsed go to
+:meth:`Episode.act` as they are. The episode crops from the raw image and decides when
+the trajectory ends and why. The model's first view is the core's (EXIF ignored, sides
+snapped to 28 inside the row's pixel limits), shared by every rollout of a prompt, so
+that any processor's ``smart_resize`` leaves it unchanged.
+
+Each turn may generate at most ``min(max_turn_tokens, remaining response budget)``
+tokens (``max_turn_tokens`` = 8,192, the paper's). A turn that does not fit in the
+remaining budget ends the trajectory as ``context_limit`` (masked by default): it is
+never scored on text cut out of the trained tokens.
 
 The output's ``extra_fields`` record ``termination_reason``, ``is_overturn``,
 ``masked``, ``unscorable``, ``turns``, ``zooms``, ``invalid_actions`` and ``answer``.
 Over-turn trajectories get an all-zero response mask, so ``masked_grpo`` and verl's
 loss aggregation leave them out. Guard against the looping that masking no longer
 punishes (SPEC 3): ``overturn_penalty: p`` keeps over-turn trajectories in the
-gradient with reward ``-p`` instead (``0`` = plain GRPO, the unmasked ablation). When a reward function is configured
-(``reward.custom_reward_function``), the loop scores in-loop, so that a trajectory
-the judge could not score is masked the same way instead of scoring 0.
-
-Options (agent-loop YAML entry, see ``config/agent_loop.yaml``): any
-:class:`~minio3_ext.core.EpisodeConfig`/crop/view key, ``score_in_loop`` and
-``overturn_penalty``.
+gradient with reward ``-p`` instead (``0`` = plain GRPO, the unmasked ablation). When a
+reward function is configured (``reward.custom_reward_function``), the loop scores
+in-loop, so that a trajectory the judge could not score is masked the same way
+instead of scoring 0.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+from collections import OrderedDict
 from typing import Any, Mapping
 
+from PIL import Image
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
 from verl.experimental.agent_loop.tool_agent_loop import AgentData, AgentState, ToolAgentLoop
-from verl.experimental.agent_loop.tool_parser import FunctionCall
 from verl.trainer.ppo.reward import get_custom_reward_fn
 
-from minio3_ext.core import Episode, EpisodeConfig, ImageError, Observation, default_bank
+from minio3_ext.core import Episode, EpisodeConfig, ImageError, Invalid, Observation, ViewRules, default_bank
+from minio3_ext.core.images import resize_for_model
 
 from . import tool_parser
 from .options import episode_config
-from .tool import PENDING_ATTR, SESSION_ATTR
+from .tool import SESSION_ATTR, ImageToolAdapter
 
-__all__ = ["MiniO3AgentLoop", "NAME"]
+__all__ = ["MiniO3AgentLoop", "NAME", "FORMATS", "first_view"]
 
 NAME = "minio3_agent"
+#: ``multi_turn.format`` → (dialect, preset default).
+FORMATS = {
+    tool_parser.NAME: ("minio3", "strict"),
+    tool_parser.RELEASED_NAME: ("minio3", "released"),
+    "hermes": ("hermes", "strict"),
+    tool_parser.HERMES_NAME: ("hermes", "strict"),
+}
+#: The paper's per-turn generation cap (tokens).
+MAX_TURN_TOKENS = 8192
 #: Constructor arguments verl passes to every agent loop; the rest are our options.
 _BASE_KWARGS = frozenset({
     "trainer_config", "server_manager", "tokenizer", "processor", "dataset_cls", "data_config",
     "hf_model_type", "tools",
 })
+#: Tool-YAML options the loop does not take from the tools (its own format decides).
+_TOOL_ONLY = frozenset({"dialect", "tools"})
+
+_views: OrderedDict[tuple, Image.Image] = OrderedDict()
+_views_lock = threading.Lock()
+_MAX_VIEWS = 64
+
+
+def first_view(path: str, rules: ViewRules) -> Image.Image:
+    """The model's first view of the raw image at ``path`` under ``rules``: the core's
+    (EXIF ignored, LANCZOS, sides snapped to ``rules.factor``), one shared object per
+    image and rules in the process, so the rollouts of a prompt hold it once."""
+    bank = default_bank()
+    if rules == bank.view_rules:
+        return bank.first_view(path)
+    key = (bank.key(path), rules)
+    with _views_lock:
+        view = _views.get(key)
+        if view is not None:
+            _views.move_to_end(key)
+            return view
+    view = resize_for_model(bank.get(path), rules, first=True)
+    with _views_lock:
+        view = _views.setdefault(key, view)
+        while len(_views) > _MAX_VIEWS:
+            _views.popitem(last=False)
+    return view
 
 
 @register(NAME)
 class MiniO3AgentLoop(ToolAgentLoop):
     """One trajectory (verl instantiates the loop per sample)."""
 
-    #: Chat-template token that ends a turn (Qwen ChatML).
+    #: Chat-template token that ends a turn (Qwen ChatML), added after a stop string.
     turn_end_token = "<|im_end|>"
 
     def __init__(
         self, *args: Any, score_in_loop: bool = True, overturn_penalty: float | None = None,
-        name: str | None = None, **kwargs: Any,
+        max_turn_tokens: int = MAX_TURN_TOKENS, name: str | None = None, **kwargs: Any,
     ):
         options = {k: kwargs.pop(k) for k in list(kwargs) if k not in _BASE_KWARGS}
         super().__init__(*args, **kwargs)
-        self.dialect = "minio3" if self.tool_parser_name == tool_parser.NAME else "hermes"
-        if "zoom" not in self.tools:
-            raise ValueError(
-                f"{NAME}: no 'zoom' tool is configured; set actor_rollout_ref.rollout.multi_turn.tool_config_path "
-                "to the shipped zoom_tool.yaml (minio3_ext.verl.config_path('zoom_tool.yaml'))"
-            )
+        where = f"{NAME} agent loop options"
+        if self.tool_parser_name not in FORMATS:
+            raise ValueError(f"{NAME}: actor_rollout_ref.rollout.multi_turn.format={self.tool_parser_name!r} is not a "
+                             f"dialect of this loop; use one of {sorted(FORMATS)}")
+        dialect, preset = FORMATS[self.tool_parser_name]
+        options.setdefault("preset", preset)
+        merged, tools = self._tool_options(options)
+        if not isinstance(max_turn_tokens, int) or max_turn_tokens < 1:
+            raise ValueError(f"{where}: max_turn_tokens must be a positive integer, got {max_turn_tokens!r}")
+        self.max_turn_tokens = max_turn_tokens
         self.episode_config: EpisodeConfig = episode_config(
-            options, where=f"{NAME} agent loop options", dialect=self.dialect,
+            merged, where=where, dialect=dialect, tools=tools,
             max_turns=self.max_assistant_turns or EpisodeConfig.max_turns,
             # verl's own budget: response tokens (model output + observations)
             max_context_tokens=self.response_length,
         )
+        rules = self.episode_config.rules
+        self.dialect = rules.name
+        # the loop and the core read every turn alike, whatever parser ``format`` names
+        self.tool_parser = tool_parser.parser_for(rules, self.tokenizer)
+        # the system turn's tool block: the dialect's schemas (hermes), none for minio3
+        self.tool_schemas = rules.tool_schemas() if rules.observation_role == "tool" else None
         self.reward_fn = get_custom_reward_fn(self.config) if score_in_loop else None
         if overturn_penalty is not None and (self.reward_fn is None or overturn_penalty < 0):
             raise ValueError(
@@ -87,79 +153,130 @@ class MiniO3AgentLoop(ToolAgentLoop):
             )
         self.overturn_penalty = overturn_penalty
         self.episode: Episode | None = None
+        self._pending: Observation | None = None
+
+    def _tool_options(self, options: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The loop's episode options over the tool YAML's, and the tools to enable."""
+        others = sorted(name for name, t in self.tools.items() if not isinstance(t, ImageToolAdapter))
+        if others:
+            raise ValueError(f"{NAME}: tool(s) {others} in multi_turn.tool_config_path are not image tools; list "
+                             "registered image tools with minio3_ext.verl.tool.ImageToolAdapter (config: {tool: NAME})")
+        merged = dict(options)
+        origin = {k: "the agent-loop YAML" for k in options}
+        for name, t in self.tools.items():
+            for k, v in t.options.items():
+                if k in _TOOL_ONLY:
+                    continue
+                if k in merged and merged[k] != v:
+                    raise ValueError(f"{NAME}: option {k!r} is {merged[k]!r} in {origin[k]} but {v!r} in the "
+                                     f"tool YAML entry of {name!r}; set it to one value")
+                merged.setdefault(k, v)
+                origin.setdefault(k, f"the tool YAML entry of {name!r}")
+        tools = tuple(dict.fromkeys([*(t.tool_name for t in self.tools.values()), *(merged.pop("tools", None) or ())]))
+        return merged, tools
 
     # -- verl's entry point --------------------------------------------------
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
         self._row = kwargs
-        if self.dialect == "minio3":
-            stop = list(sampling_params.get("stop") or [])
-            sampling_params = {**sampling_params, "stop": stop + [tool_parser.STOP], "include_stop_str_in_output": True}
+        rules = self.episode_config.rules
+        stop = list(sampling_params.get("stop") or [])
+        sampling_params = {**sampling_params, "stop": stop + [s for s in rules.stop if s not in stop],
+                           "include_stop_str_in_output": True}
+        kwargs = {**kwargs, "raw_prompt": self._prompt(kwargs["raw_prompt"])}
         output = await super().run(sampling_params, **kwargs)
         return await self._finish(output)
 
-    # -- state handlers (wrap verl's) -------------------------------------------
+    def _prompt(self, messages) -> list[dict[str, Any]]:
+        """The row's messages with the dialect's system prompt (enabled tools, coordinates)."""
+        messages = [dict(m) for m in messages]
+        system = {"role": "system", "content": self.episode_config.rules.system_prompt()}
+        if messages and messages[0].get("role") == "system":
+            messages[0] = system
+        else:
+            messages.insert(0, system)
+        return messages
+
+    async def process_multi_modal_info(self, messages: list[dict]) -> dict:
+        """The first view is the core's (see :func:`first_view`), not ``fetch_image``'s."""
+        images, default = [], None
+        for message in messages:
+            content = message.get("content")
+            for part in content if isinstance(content, list) else []:
+                kind = part.get("type") if isinstance(part, Mapping) else None
+                if kind in ("video", "audio") or (kind == "image" and not isinstance(part.get("image"), str)):
+                    return await super().process_multi_modal_info(messages)
+                if kind == "image":
+                    default = default or self.episode_config.view
+                    limits = {k: int(part[k]) for k in ("min_pixels", "max_pixels") if part.get(k) is not None}
+                    try:
+                        rules = dataclasses.replace(default, **limits)
+                        images.append(await self.loop.run_in_executor(None, first_view, part["image"], rules))
+                    except (ImageError, ValueError) as e:
+                        raise ValueError(f"{NAME}: {self._row_name()}: {e}") from e
+        return {"images": images} if images else {}
+
+    # -- state handlers (wrap verl's; see compat.py) ---------------------------------
     async def _handle_pending_state(self, agent_data: AgentData, sampling_params: dict[str, Any]) -> AgentState:
-        if self.dialect == "minio3":  # the system prompt describes <grounding>; no Hermes tool block
-            agent_data._active_tool_schemas = None
         state = await super()._handle_pending_state(agent_data, sampling_params)
         path = self._raw_image_path(agent_data.tools_kwargs)
-        first_view = agent_data.image_data[0] if agent_data.image_data else None
+        view = agent_data.image_data[0] if agent_data.image_data else None
         try:
             raw = default_bank().get(path)
         except ImageError as e:
             raise ValueError(f"{NAME}: {self._row_name()}: {e}") from e
-        self.episode = Episode(raw, self.episode_config, first_view=first_view)
+        self.episode = Episode(raw, self.episode_config, first_view=view)
         setattr(agent_data, SESSION_ATTR, self.episode)
         return state
 
     async def _handle_generating_state(
         self, agent_data: AgentData, sampling_params: dict[str, Any], ignore_termination: bool = False
     ) -> AgentState:
+        episode = self.episode
+        budget = self.response_length - len(agent_data.response_mask)
+        sampling_params = {**sampling_params, "max_tokens": min(self.max_turn_tokens, budget)}
+        agent_data.tool_calls = []  # verl returns before parsing when its own caps are hit
         state = await super()._handle_generating_state(agent_data, sampling_params, ignore_termination)
-        text = self.tokenizer.decode(agent_data.response_ids, skip_special_tokens=True)
-        obs = self.episode.step(text, context_tokens=len(agent_data.response_mask))
+        if len(agent_data.response_ids) >= budget:
+            # the turn ran into the response budget: what it says past the cut is not trained on,
+            # so it is not read (no answer, no action) and the trajectory ends as context_limit
+            episode.act(Invalid("the turn did not fit in the response budget", attempted=False),
+                        context_tokens=self.response_length)
+            agent_data.tool_calls = []
+            return AgentState.TERMINATED
+        text = self.tokenizer.decode(agent_data.response_ids)  # what the parser read
+        action = tool_parser.action_of_turn(episode, text, agent_data.tool_calls)
+        obs = episode.act(action, context_tokens=len(agent_data.response_mask), text=text)
         if obs is None:
             agent_data.tool_calls = []
             return AgentState.TERMINATED
         if state == AgentState.TERMINATED and self._verl_budget_spent(agent_data):
-            self.episode.terminate("turn_limit")  # verl's user-turn cap, which the episode does not track
+            episode.terminate("turn_limit")  # verl's user-turn cap, which the episode does not track
             return AgentState.TERMINATED
-        setattr(agent_data, PENDING_ATTR, obs)
-        if self.dialect == "minio3":
-            self._close_assistant_turn(agent_data)
-        # exactly one call, always routed to the zoom tool, which hands out ``obs``
-        # (also when verl's parser could not read a malformed call: an error observation)
-        first = agent_data.tool_calls[0] if agent_data.tool_calls else None
-        agent_data.tool_calls = [FunctionCall(name="zoom", arguments="{}", tool_call_id=first.tool_call_id if first else None)]
+        self._pending = obs
+        self._close_assistant_turn(agent_data)
         return AgentState.PROCESSING_TOOLS
 
     async def _handle_processing_tools_state(self, agent_data: AgentData) -> AgentState:
-        if self.dialect == "hermes":
-            state = await super()._handle_processing_tools_state(agent_data)
-        else:
-            state = await self._observe_as_user_turn(agent_data)
-        if state == AgentState.TERMINATED and not self.episode.done:
-            self.episode.terminate("context_limit")  # the observation did not fit in the response budget
-        return state
-
-    async def _observe_as_user_turn(self, agent_data: AgentData) -> AgentState:
-        """The minio3 dialect: the observation (text around the crop) as a user turn."""
-        obs: Observation = getattr(agent_data, PENDING_ATTR)
-        setattr(agent_data, PENDING_ATTR, None)
-        before, _, after = obs.text.partition("<image>")
-        if obs.image is None:
-            content: Any = obs.text
-        else:
-            content = [{"type": "text", "text": before}, {"type": "image", "image": obs.image}]
-            if after:
-                content.append({"type": "text", "text": after})
+        """The observation as the dialect renders it: its role, its text, the image at its slot;
+        never truncated."""
+        obs, self._pending = self._pending, None
+        rules = self.episode.dialect
+        parts = obs.parts()
+        content: Any = parts[0] if len(parts) == 1 and isinstance(parts[0], str) else [
+            {"type": "text", "text": p} if isinstance(p, str) else {"type": "image", "image": p} for p in parts
+        ]
+        message: dict[str, Any] = {"role": rules.observation_role, "content": content}
+        call_id = agent_data.tool_calls[0].tool_call_id if agent_data.tool_calls else None
+        if rules.observation_role == "tool" and call_id is not None:
+            message["tool_call_id"] = call_id
         previous = list(agent_data.messages)
-        agent_data.messages.append({"role": "user", "content": content})
+        agent_data.messages.append(message)
         merged, response_mask, logprobs = await self.ct_merge_context_msg(
             previous, agent_data.messages, agent_data.prompt_ids, agent_data.response_mask,
-            agent_data.response_logprobs or None, tools=None,
+            agent_data.response_logprobs or None, tools=self.tool_schemas,
         )
         if len(response_mask) >= self.response_length:
+            self.episode.terminate("context_limit")  # the observation did not fit in the response budget
             return AgentState.TERMINATED
         agent_data.prompt_ids = merged.token_ids
         agent_data.response_mask = response_mask
@@ -172,7 +289,7 @@ class MiniO3AgentLoop(ToolAgentLoop):
 
     # -- helpers -----------------------------------------------------------------
     def _close_assistant_turn(self, agent_data: AgentData) -> None:
-        """Generation stopped at ``</grounding>``, before the end-of-turn token: add it
+        """Generation stopped at a stop string, before the end-of-turn token: add it
         (not generated by the policy, so mask 0) so the observation opens a proper turn."""
         end_id = self.tokenizer.convert_tokens_to_ids(self.turn_end_token)
         if agent_data.prompt_ids and agent_data.prompt_ids[-1] == end_id:

@@ -1,7 +1,9 @@
 """verl reward function (SPEC 2): ``reward.custom_reward_function.path=pkg://minio3_ext.verl.reward``
 (``name=compute_score``, the default).
 
-The first ``<answer>…</answer>`` is extracted tightly (length-capped) and judged by
+The answer is the dialect's answer rule (:meth:`minio3_ext.core.dialect.Dialect.answer`:
+the first answer tag, tight, length-capped): the one the ``minio3_agent`` loop's episode
+recorded, else the final turn's (after the last observation), and it is judged by
 :class:`minio3_ext.judge.Judge`: rule-only matching when no judge endpoint is
 configured (``MINIO3_JUDGE_*`` environment, see :class:`~minio3_ext.judge.JudgeConfig`),
 the LLM judge when it is. Over-turn trajectories are not judged: they leave the
@@ -16,11 +18,11 @@ correct: DeepEyes used 0.8 / 0.2 / 1.2).
 
 from __future__ import annotations
 
-import re
 import threading
 from typing import Any, Mapping
 
-from minio3_ext.core import extract_answer
+from minio3_ext.core import Answer
+from minio3_ext.core.dialect import DIALECTS, get_dialect
 from minio3_ext.judge import Judge, JudgeConfig, JudgeItem
 
 from .metrics import trajectory_indicators
@@ -30,7 +32,6 @@ __all__ = ["compute_score", "get_judge", "RESULT_KEYS"]
 #: Keys of every result (verl stacks reward extra info per key, so all rows share them).
 RESULT_KEYS = ("score", "acc", "format", "judged", "unscorable", "overturn")
 
-_ANSWER_RE = re.compile(r"<answer>.*?</answer>", re.DOTALL | re.IGNORECASE)
 _judge: Judge | None = None
 _judge_lock = threading.Lock()
 
@@ -56,17 +57,20 @@ def _question(extra_info: Mapping[str, Any]) -> str:
 
 
 def _answer(solution_str: str, extra_info: Mapping[str, Any]) -> str | None:
-    """The policy's answer. The minio3 agent loop parsed it from the assistant turns;
-    otherwise the first non-empty tag of the response, since the observation turns in
-    the response quote an empty ``<answer></answer>`` in their instructions."""
+    """The policy's answer under the dialect's answer rule. The minio3 agent loop's
+    episode recorded it from the assistant turns; otherwise it is read from the final
+    turn: the text after the last observation, whose instructions quote the answer tags."""
+    dialect = get_dialect()
     if extra_info.get("termination_reason") is not None:
         answer = extra_info.get("answer")
-        return extract_answer(f"<answer>{answer}</answer>") if answer is not None else None
-    for match in _ANSWER_RE.finditer(solution_str or ""):
-        answer = extract_answer(match.group(0))
-        if answer:
-            return answer
-    return None
+        return dialect.answer(dialect.render(Answer(str(answer)))) if answer is not None else None
+    text = solution_str or ""
+    start = 0
+    for name in DIALECTS:  # the instructions after an observation's image, in either dialect
+        instructions = get_dialect(name).split_slots(get_dialect(name).observation_text(0, 1))[-1]
+        if instructions in text:
+            start = max(start, text.rfind(instructions) + len(instructions))
+    return dialect.answer(text[start:])
 
 
 async def compute_score(

@@ -1,56 +1,98 @@
-"""The released Mini-o3 action dialect as a verl tool parser (SPEC 1.1).
+"""The core dialects as verl tool parsers (SPEC 1.1).
 
 ``actor_rollout_ref.rollout.multi_turn.format=minio3`` makes verl read a turn's action
 the way the core dialect does (:meth:`minio3_ext.core.dialect.Dialect.read_call`):
 ``<grounding>{...}</grounding>`` is a ``zoom`` call, ``<tool_call>{...}</tool_call>``
 a call of another registered tool, and a turn whose first action is an ``<answer>``
 (any case) calls nothing. ``format=minio3_released`` follows the released preset
-(any ``<grounding>`` makes the turn a zoom). A body that cannot be read still yields a
-call whose raw arguments the tool answers with an error observation, so a malformed
-action does not silently end the episode.
+(any ``<grounding>`` makes the turn a zoom); ``format=minio3_hermes`` reads the hermes
+dialect with the core's tolerant rules (verl's own ``hermes`` parser is stricter). A
+body that cannot be read still yields a call whose raw arguments the tool answers with
+an error observation, so a malformed action does not silently end the episode.
+
+The ``minio3_agent`` loop builds its parser from its episode's dialect
+(:func:`parser_for`), whatever ``format`` names, so that the loop and the core read
+every turn alike; :func:`action_of_turn` is the one step from what the parser returned
+to the episode's action.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from verl.experimental.agent_loop.tool_parser import FunctionCall, ToolParser
 from verl.utils.ray_utils import get_event_loop
 
-from minio3_ext.core.dialect import get_dialect
+from minio3_ext.core.dialect import Dialect, get_dialect
 
-__all__ = ["Minio3ToolParser", "Minio3ReleasedToolParser", "NAME", "RELEASED_NAME", "STOP"]
+__all__ = [
+    "Minio3ToolParser", "Minio3ReleasedToolParser", "Minio3HermesToolParser", "NAME", "RELEASED_NAME",
+    "HERMES_NAME", "parser_for", "action_of_turn",
+]
 
 NAME = "minio3"
 RELEASED_NAME = "minio3_released"
-#: Generation stops at the dialect's stop string; it stays in the output (vLLM ``stop`` +
-#: ``include_stop_str_in_output``), as in the released rollout code.
-STOP = get_dialect(NAME).stop[0]
+HERMES_NAME = "minio3_hermes"
 
 
 @ToolParser.register(NAME)
 class Minio3ToolParser(ToolParser):
     """A turn's first action, read by the core dialect; only that one action counts."""
 
-    preset = "strict"
+    dialect: Dialect = get_dialect(NAME)
 
     async def extract_tool_calls(self, responses_ids: list[int], tools=None) -> tuple[str, list[FunctionCall]]:
         text = await get_event_loop().run_in_executor(None, self.tokenizer.decode, responses_ids)
-        return text, self.parse(text, self.preset)
+        return text, self.parse(text, self.dialect)
 
     @staticmethod
-    def parse(text: str, preset: str = "strict") -> list[FunctionCall]:
-        call = get_dialect(NAME, preset=preset).read_call(text)
+    def parse(text: str, dialect: Dialect | str = "strict") -> list[FunctionCall]:
+        """The calls of one turn (zero or one). ``dialect`` is a dialect or a minio3 preset name."""
+        d = dialect if isinstance(dialect, Dialect) else get_dialect(NAME, preset=dialect)
+        call = d.read_call(text)
         if call is None:
             return []
         name, arguments = call
         if not isinstance(arguments, str):
             arguments = json.dumps(arguments, ensure_ascii=False, default=str)
-        return [FunctionCall(name=str(name), arguments=arguments)]
+        # a missing or non-text name stays unnamed, so the episode rejects it as the core does
+        return [FunctionCall(name=name if isinstance(name, str) else "", arguments=arguments)]
 
 
 @ToolParser.register(RELEASED_NAME)
 class Minio3ReleasedToolParser(Minio3ToolParser):
     """The released preset: any ``<grounding>`` in a turn makes it a zoom."""
 
-    preset = "released"
+    dialect = get_dialect(NAME, preset="released")
+
+
+@ToolParser.register(HERMES_NAME)
+class Minio3HermesToolParser(Minio3ToolParser):
+    """The hermes dialect (every tool, zoom included, as a ``<tool_call>``), core rules."""
+
+    dialect = get_dialect("hermes")
+
+
+def parser_for(dialect: Dialect, tokenizer) -> Minio3ToolParser:
+    """A verl tool parser that reads turns exactly as ``dialect`` does."""
+    parser = Minio3ToolParser(tokenizer)
+    parser.dialect = dialect
+    return parser
+
+
+def action_of_turn(reader: Any, text: str, calls: list[FunctionCall], **context: Any) -> Any:
+    """The episode action of one turn from what the parser returned: the call's
+    already-parsed arguments go to ``reader.parse_call`` (no re-encoding as text); a turn
+    without a readable call (an answer, no action, an unreadable body) is read by
+    ``reader.parse`` itself, which says why. ``reader`` is an :class:`~minio3_ext.core.Episode`
+    (sources and view sizes known so far) or a :class:`Dialect` (``context`` then passes
+    ``num_observations`` / ``view_sizes``)."""
+    if calls:
+        try:
+            arguments = json.loads(calls[0].arguments)
+        except (TypeError, ValueError):
+            arguments = None
+        if isinstance(arguments, dict):
+            return reader.parse_call(calls[0].name, arguments, **context)
+    return reader.parse(text, **context)

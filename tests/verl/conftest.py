@@ -1,6 +1,7 @@
 """Fixtures for the verl plugin tests: a scripted stand-in for verl's LLM server
 client (what verl's own CPU agent-loop tests fake). ``generate`` returns the next
-scripted assistant turn as token ids."""
+scripted assistant turn as token ids, cut at ``sampling_params["max_tokens"]`` as vLLM
+cuts a generation (verl's server passes it through)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,10 @@ class ScriptedServer:
         self.calls[case].append({"context": context, "images": list(image_data or []), "sampling_params": sampling_params})
         script = self.scripts[case]
         text = script[min(turn, len(script) - 1)]
-        return TokenOutput(token_ids=self.tokenizer.encode(text, add_special_tokens=False), stop_reason="completed")
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if sampling_params.get("max_tokens") is not None:
+            ids = ids[: sampling_params["max_tokens"]]
+        return TokenOutput(token_ids=ids, stop_reason="completed")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from verl.trainer.ppo.reward import get_custom_reward_fn
 from minio3_ext.judge import Verdict
 from minio3_ext.verl.reward import RESULT_KEYS, compute_score
 
-OBSERVATION = "...put your final answer inside <answer></answer>."
 
 
 class FakeJudge:
@@ -52,9 +51,19 @@ def test_no_answer_scores_zero_without_judging():
     assert out["score"] == 0.0 and out["judged"] == 0.0 and out["format"] == 0.0 and judge.items == []
 
 
-def test_empty_answer_tags_quoted_by_observations_are_skipped():
+@pytest.mark.parametrize("dialect", ["minio3", "hermes"])
+def test_answer_tags_quoted_by_observations_are_skipped(dialect):
+    """The released observation words quote "<answer> and </answer>": outside the agent
+    loop (verl's stock ToolAgentLoop), the answer is the final turn's, never "and"."""
+    from minio3_ext.core.dialect import get_dialect
+
+    d = get_dialect(dialect)
     judge = FakeJudge(1.0)
-    out = score(f"<grounding>{{}}</grounding>{OBSERVATION}<answer>K</answer>", judge=judge)
+    turns = [d.render_thought("look") + d.render_call("zoom", {"bbox_2d": [0, 0, 1, 1]}),
+             d.observation_text(0, 1).replace(d.image_slot, ""),
+             d.render_thought("again") + d.render_call("zoom", {"bbox_2d": [0, 0, 1, 1]}),
+             d.observation_text(1, 2).replace(d.image_slot, ""), "<think>found</think><answer>K</answer>"]
+    out = score("".join(turns), judge=judge)
     assert out["score"] == 1.0 and judge.items[0].prediction == "K"
 
 
