@@ -28,12 +28,19 @@ from minio3_ext.core.dialect import Dialect, get_dialect
 
 __all__ = [
     "Minio3ToolParser", "Minio3ReleasedToolParser", "Minio3HermesToolParser", "NAME", "RELEASED_NAME",
-    "HERMES_NAME", "parser_for", "action_of_turn",
+    "HERMES_NAME", "DialectCall", "parser_for", "action_of_turn",
 ]
 
 NAME = "minio3"
 RELEASED_NAME = "minio3_released"
 HERMES_NAME = "minio3_hermes"
+
+
+class DialectCall(FunctionCall):
+    """verl's ``FunctionCall``, marking a call whose body the dialect could not read (its
+    ``arguments`` are then the raw body, for verl's own tool path to reject)."""
+
+    unreadable: bool = False
 
 
 @ToolParser.register(NAME)
@@ -54,10 +61,14 @@ class Minio3ToolParser(ToolParser):
         if call is None:
             return []
         name, arguments = call
-        if not isinstance(arguments, str):
-            arguments = json.dumps(arguments, ensure_ascii=False, default=str)
+        unreadable = isinstance(arguments, str)
+        if not unreadable:
+            try:
+                arguments = json.dumps(arguments, ensure_ascii=False, default=str)
+            except (TypeError, ValueError, RecursionError):
+                arguments, unreadable = "", True  # not JSON-representable
         # a missing or non-text name stays unnamed, so the episode rejects it as the core does
-        return [FunctionCall(name=name if isinstance(name, str) else "", arguments=arguments)]
+        return [DialectCall(name=name if isinstance(name, str) else "", arguments=arguments, unreadable=unreadable)]
 
 
 @ToolParser.register(RELEASED_NAME)
@@ -88,10 +99,10 @@ def action_of_turn(reader: Any, text: str, calls: list[FunctionCall], **context:
     ``reader.parse`` itself, which says why. ``reader`` is an :class:`~minio3_ext.core.Episode`
     (sources and view sizes known so far) or a :class:`Dialect` (``context`` then passes
     ``num_observations`` / ``view_sizes``)."""
-    if calls:
+    if calls and not getattr(calls[0], "unreadable", False):
         try:
             arguments = json.loads(calls[0].arguments)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):  # deeply nested bodies included
             arguments = None
         if isinstance(arguments, dict):
             return reader.parse_call(calls[0].name, arguments, **context)
