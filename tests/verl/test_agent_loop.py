@@ -45,7 +45,7 @@ def _scripts(dialect: str, truth: str) -> dict[str, list[str]]:
     }
 
 
-def _config(tiny_qwen_dir, dialect: str):
+def _config(tiny_qwen_dir, dialect: str, *extra: str):
     cfgdir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
     with initialize_config_dir(config_dir=cfgdir, version_base=None):
         return compose("ppo_trainer", overrides=[
@@ -60,6 +60,7 @@ def _config(tiny_qwen_dir, dialect: str):
             f"actor_rollout_ref.rollout.agent.agent_loop_config_path={mv.config_path('agent_loop.yaml')}",
             "reward.custom_reward_function.path=pkg://minio3_ext.verl.reward",
             "data.return_raw_chat=true",
+            *extra,
         ])
 
 
@@ -126,16 +127,25 @@ def test_three_trajectories_through_verl_agent_loop_worker(dialect, tiny_qwen_di
     assert "Error Information: could not read the action" in malformed[2]["context"]
     # the system prompt is the dialect's (released words for minio3)
     assert answers[0]["context"].startswith("<|im_start|>system\n" + d.system_prompt())
+    # per-turn cap: min(8192, remaining response budget), as vLLM's max_tokens
+    caps = [c["sampling_params"]["max_tokens"] for c in answers]
+    assert caps[0] == 3072 and caps[0] > caps[1] > caps[2] > 0
+    # the whole observation in the dialect's words, image at its slot: never truncated
+    # (verl's tool path cuts tool text at max_tool_response_length=256 characters)
+    before, after = d.split_slots(d.observation_text(0, 1))
+    assert len(after) > cfg.actor_rollout_ref.rollout.multi_turn.max_tool_response_length
+    assert f"{before}<|vision_start|>" in answers[1]["context"] and f"<|vision_end|>{after}" in answers[1]["context"]
+    assert "(truncated)" not in answers[2]["context"]
     if dialect == "minio3":
         assert answers[0]["sampling_params"]["stop"] == ["</grounding>"] == list(d.stop)
         # observations are user turns in the released wording, no Hermes tool block
-        before, after = d.split_slots(d.observation_text(0, 1))
         turn = f"</grounding><|im_end|>\n<|im_start|>user\n{before}<|vision_start|>"
         assert turn in answers[1]["context"] and f"<|vision_end|>{after}<|im_end|>" in answers[1]["context"]
         assert "[0.2, 0.2, 0.1<|im_end|>\n<|im_start|>user\nERROR occurs" in malformed[2]["context"]
         assert "<tools>" not in answers[0]["context"]
     else:
         assert "<tool_response>" in answers[1]["context"] and "<tools>" in answers[0]["context"]
+        assert answers[0]["sampling_params"]["stop"] == ["</tool_call>"] == list(d.stop)
 
 
 @pytest.mark.slow
@@ -185,3 +195,27 @@ def test_overturn_penalty_guard_keeps_looping_trajectories_in_the_gradient(
     assert list(out.non_tensor_batch["termination_reason"]) == ["turn_limit"]
     assert list(out.non_tensor_batch["masked"]) == [False] and list(out.non_tensor_batch["minio3/masked"]) == [0.0]
     assert out.batch["response_mask"].sum() > 0 and out.batch["rm_scores"].sum().item() == -0.25
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dialect", ["minio3", "hermes"])
+def test_a_final_turn_that_does_not_fit_ends_as_context_limit_unscored(
+    dialect, tiny_qwen_dir, synthetic_rows, tmp_path, scripted_server
+):
+    """Issue 11 item 4: response_length=300 and a ~1,200-token final turn whose answer
+    lies past the cut. vLLM generates at most max_tokens; the trajectory is not
+    ``answered`` and not scored on text outside the trained tokens."""
+    row = synthetic_rows[0]
+    cfg = _config(tiny_qwen_dir, dialect, "actor_rollout_ref.rollout.response_length=300")
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    long_turn = "<think>" + "the sign is small and far away, " * 120 + f"</think><answer>{row['solution']}</answer>{IM_END}"
+    assert len(worker.tokenizer.encode(long_turn, add_special_tokens=False)) > 1000
+    server = scripted_server(worker.tokenizer, {"answers": [long_turn]})
+    worker.llm_client = server
+    out = asyncio.run(worker.generate_sequences(_batch(cfg, worker, [row], tmp_path, dialect, cases=["answers"])))
+    assert list(out.non_tensor_batch["termination_reason"]) == ["context_limit"]
+    assert server.calls["answers"][0]["sampling_params"].get("max_tokens") == 300  # min(8192, budget)
+    assert list(out.non_tensor_batch["masked"]) == [True] and list(out.non_tensor_batch["answer"]) == [None]
+    assert out.batch["rm_scores"].sum().item() == 0.0 and list(out.non_tensor_batch["judged"]) == [0.0]
+    trained = worker.tokenizer.decode(out.batch["responses"][0][out.batch["attention_mask"][0, -300:].bool()])
+    assert "<answer>" not in trained
