@@ -18,7 +18,10 @@ Options of the agent-loop YAML entry (``config/agent_loop.yaml``), over the opti
 the image tools loaded from the tool YAML (a key set in both with different values is
 an error naming both): any :class:`~minio3_ext.core.EpisodeConfig`/crop/view key
 (``coords``, ``preset``, ``tools``, ``clamp``…), ``score_in_loop``,
-``overturn_penalty`` and ``max_turn_tokens``. Every image tool in the tool YAML
+``overturn_penalty``, ``max_turn_tokens`` and ``chat_template`` (a shipped template
+name or a path: the rollout renders turns with it; the hermes recipe sets the shipped
+tool-capable ``qwen2_5_vl_tools.jinja``, since Qwen2.5-VL's stock template renders tool
+turns as ``<|im_start|>tool`` without ``<tool_response>`` and ignores the tool schemas). Every image tool in the tool YAML
 (:class:`~minio3_ext.verl.tool.ImageToolAdapter`) is enabled in the episode and named
 in the system prompt.
 
@@ -48,14 +51,17 @@ instead of scoring 0.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Mapping
 
 from PIL import Image
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
 from verl.experimental.agent_loop.tool_agent_loop import AgentData, AgentState, ToolAgentLoop
 from verl.trainer.ppo.reward import get_custom_reward_fn
+from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder
 
 from minio3_ext.core import Episode, EpisodeConfig, ImageError, Invalid, Observation, ViewRules, default_bank
 from minio3_ext.core.images import resize_for_model
@@ -64,7 +70,7 @@ from . import tool_parser
 from .options import episode_config
 from .tool import SESSION_ATTR, ImageToolAdapter
 
-__all__ = ["MiniO3AgentLoop", "NAME", "FORMATS", "first_view"]
+__all__ = ["MiniO3AgentLoop", "NAME", "FORMATS", "first_view", "read_template"]
 
 NAME = "minio3_agent"
 #: ``multi_turn.format`` → (dialect, preset default).
@@ -110,6 +116,21 @@ def first_view(path: str, rules: ViewRules) -> Image.Image:
     return view
 
 
+@functools.lru_cache(maxsize=8)
+def read_template(name: str) -> str:
+    """A chat template: the name of one shipped in ``minio3_ext/verl/config`` (e.g.
+    ``qwen2_5_vl_tools.jinja``) or a path to a Jinja file."""
+    from . import config_path
+
+    path = Path(name)
+    if not path.is_absolute() and not path.is_file():
+        path = config_path(name)
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ValueError(f"{NAME}: chat_template {name!r}: cannot read {path}: {e}") from e
+
+
 @register(NAME)
 class MiniO3AgentLoop(ToolAgentLoop):
     """One trajectory (verl instantiates the loop per sample)."""
@@ -119,10 +140,19 @@ class MiniO3AgentLoop(ToolAgentLoop):
 
     def __init__(
         self, *args: Any, score_in_loop: bool = True, overturn_penalty: float | None = None,
-        max_turn_tokens: int = MAX_TURN_TOKENS, name: str | None = None, **kwargs: Any,
+        max_turn_tokens: int = MAX_TURN_TOKENS, chat_template: str | None = None, name: str | None = None,
+        **kwargs: Any,
     ):
         options = {k: kwargs.pop(k) for k in list(kwargs) if k not in _BASE_KWARGS}
         super().__init__(*args, **kwargs)
+        if chat_template is not None:
+            # the rollout renders turns with this template (verl's data.apply_chat_template_kwargs path)
+            self.apply_chat_template_kwargs = {**self.apply_chat_template_kwargs, "chat_template": read_template(chat_template)}
+            self.continuous_token_builder = create_continuous_token_builder(
+                self.tokenizer, hf_model_type=kwargs.get("hf_model_type"),
+                chat_template_kwargs=self.apply_chat_template_kwargs, mm_processor_kwargs=self.mm_processor_kwargs,
+                processor=self.processor,
+            )
         where = f"{NAME} agent loop options"
         if self.tool_parser_name not in FORMATS:
             raise ValueError(f"{NAME}: actor_rollout_ref.rollout.multi_turn.format={self.tool_parser_name!r} is not a "
