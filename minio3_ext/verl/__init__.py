@@ -4,13 +4,17 @@ that imports verl (driver and Ray workers).
 Importing this package registers, with verl's own registries:
 
 - the ``masked_grpo`` advantage estimator (:mod:`.estimator`);
-- the ``minio3`` tool parser for the ``<grounding>`` dialect (:mod:`.tool_parser`);
-- the ``minio3_agent`` agent loop (:mod:`.agent_loop`).
+- the ``minio3``, ``minio3_released`` and ``minio3_hermes`` tool parsers, which read
+  turns by the core dialect (:mod:`.tool_parser`);
+- the ``minio3_agent`` agent loop (:mod:`.agent_loop`), whose every rule comes from
+  the episode's dialect.
 
-The zoom tool (:mod:`.tool`) and the reward function (:mod:`.reward`) are loaded by
-path from configs shipped in ``config/`` (:func:`config_path`). verl swallows plugin
-import errors, so :func:`registration_problems` (used by ``minio3 doctor``) says
-loudly what is missing.
+Image tools (:mod:`.tool`: ``ZoomTool``, and ``ImageToolAdapter`` for any tool
+registered with the core, e.g. by another package's ``minio3_ext.tools`` entry point)
+and the reward function (:mod:`.reward`) are loaded by path from configs shipped in
+``config/`` (:func:`config_path`). verl swallows plugin import errors, so
+:func:`registration_problems` (used by ``minio3 doctor``) says loudly what is missing,
+including the private verl seams of :mod:`.compat` that no longer hold.
 """
 
 from __future__ import annotations
@@ -47,6 +51,11 @@ def registration_problems() -> list[str]:
         problems.append(f"advantage estimator {ESTIMATOR!r} is not registered")
     if _agent_loop_registry.get(AGENT_LOOP, {}).get("_target_") != "minio3_ext.verl.agent_loop.MiniO3AgentLoop":
         problems.append(f"agent loop {AGENT_LOOP!r} is not registered")
-    if ToolParser._registry.get(TOOL_PARSER) is not tool_parser.Minio3ToolParser:
-        problems.append(f"tool parser {TOOL_PARSER!r} is not registered")
-    return problems
+    for name, cls in ((tool_parser.NAME, tool_parser.Minio3ToolParser),
+                      (tool_parser.RELEASED_NAME, tool_parser.Minio3ReleasedToolParser),
+                      (tool_parser.HERMES_NAME, tool_parser.Minio3HermesToolParser)):
+        if ToolParser._registry.get(name) is not cls:
+            problems.append(f"tool parser {name!r} is not registered")
+    from . import compat
+
+    return problems + compat.problems()

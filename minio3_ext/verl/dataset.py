@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from minio3_ext.core.dialect import get_dialect
 from minio3_ext.core.images import ViewRules
 from minio3_ext.data.convert import Problem
 from minio3_ext.data import export
@@ -26,7 +27,9 @@ def to_verl_row(
 ) -> dict[str, Any]:
     """One verl row from a SPEC 5 row (layout: :mod:`minio3_ext.data.export`). The raw
     image path travels in ``tools_kwargs`` so that crops come from the raw file;
-    ``images`` carries the pixel budget for the model's first view."""
+    ``images`` carries the pixel budget for the model's first view (the ``minio3_agent``
+    loop computes that view with the core's rules, and replaces the row's system prompt
+    with its dialect's, which names the tools enabled in the tool YAML)."""
     name = row.get("doc_id", index)
     for key in ("problem", "images", "solution", "data_source"):
         if key not in row:
@@ -35,7 +38,7 @@ def to_verl_row(
     if isinstance(images, (str, os.PathLike)) or len(images) != 1:
         raise ValueError(f"row {name!r}: 'images' must be a list with exactly one image path, got {images!r}")
     problem = Problem(
-        doc_id=str(name), question=str(row["problem"]).replace("<image>", "").strip(), answer=str(row["solution"]),
+        doc_id=str(name), question=get_dialect(dialect).strip_slots(str(row["problem"])), answer=str(row["solution"]),
         image=os.path.abspath(os.fspath(images[0])), data_source=row["data_source"],
         benchmark=str(row.get("benchmark", row["data_source"])), difficulty=split,
     )

@@ -52,7 +52,7 @@ def _question(extra_info: Mapping[str, Any]) -> str:
     # verl's own rows keep the prompt messages; the last user turn holds the question
     for message in reversed(list(extra_info.get("raw_prompt") or [])):
         if isinstance(message, Mapping) and message.get("role") == "user" and isinstance(message.get("content"), str):
-            return message["content"].replace("<image>", "").strip()
+            return get_dialect().strip_slots(message["content"])
     return ""
 
 

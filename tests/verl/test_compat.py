@@ -1,0 +1,61 @@
+"""Contract of every private verl symbol the adapter touches (``minio3_ext.verl.compat``):
+present in the installed verl, with the parameters the adapter overrides or calls, and
+a moved seam is reported, not hit in the middle of a rollout."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from minio3_ext.verl import compat
+from minio3_ext.verl.agent_loop import MiniO3AgentLoop
+
+ADAPTER = Path(compat.__file__).parent
+
+
+@pytest.mark.parametrize("seam", compat.SEAMS, ids=lambda s: s.qualname)
+def test_every_seam_holds_in_the_installed_verl(seam):
+    obj = compat.resolve(seam)
+    if seam.params is not None:
+        assert tuple(inspect.signature(obj).parameters) == seam.params
+    assert compat.problems() == []
+
+
+def test_the_overridden_handlers_keep_verls_signatures():
+    for seam in compat.SEAMS:
+        name = seam.qualname.rsplit(".", 1)[-1]
+        if seam.qualname.startswith("ToolAgentLoop.") and name in vars(MiniO3AgentLoop):
+            assert tuple(inspect.signature(getattr(MiniO3AgentLoop, name)).parameters) == seam.params
+
+
+def test_every_private_verl_name_the_adapter_uses_is_listed():
+    """A ``_name`` of verl used in minio3_ext/verl (overridden handler, registry) is a seam."""
+    listed = {s.qualname.rsplit(".", 1)[-1] for s in compat.SEAMS}
+    verl_private = set()
+    for path in ADAPTER.glob("*.py"):
+        text = path.read_text()
+        verl_private |= set(re.findall(r"(?:super\(\)\.|ToolParser\.|import )(_[a-z]\w+)", text))
+        verl_private |= {m for m in re.findall(r"def (_handle_\w+)", text)}
+    assert verl_private and verl_private <= listed, verl_private - listed
+
+
+def test_a_moved_seam_is_reported(monkeypatch):
+    from verl.experimental.agent_loop.tool_agent_loop import ToolAgentLoop
+
+    monkeypatch.delattr(ToolAgentLoop, "_handle_processing_tools_state")
+    (problem,) = compat.problems()
+    assert "ToolAgentLoop._handle_processing_tools_state is missing" in problem and "MiniO3AgentLoop" in problem
+
+
+def test_a_changed_signature_is_reported(monkeypatch):
+    from verl.experimental.agent_loop.tool_agent_loop import ToolAgentLoop
+
+    async def changed(self, agent_data, sampling_params, *, extra=None):
+        return None
+
+    monkeypatch.setattr(ToolAgentLoop, "_handle_generating_state", changed)
+    (problem,) = compat.problems()
+    assert "_handle_generating_state takes" in problem and "ignore_termination" in problem
