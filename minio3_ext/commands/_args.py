@@ -101,8 +101,8 @@ def alias(parser: argparse.ArgumentParser | Any, new: str, *old: str, **kwargs: 
     return parser.add_argument(new, *old, **kwargs)
 
 
-def _check_utf8(path: Path, flag: str) -> None:
-    if path.suffix not in (".jsonl", ".json", ".tsv"):
+def _check_utf8(path: Path, flag: str, always: bool = False) -> None:
+    if not always and path.suffix not in (".jsonl", ".json", ".tsv"):
         return
     decoder = __import__("codecs").getincrementaldecoder("utf-8")()
     offset = 0
@@ -120,8 +120,9 @@ def _check_utf8(path: Path, flag: str) -> None:
 
 
 def check_inputs(paths: Iterable[str | os.PathLike[str]], flag: str, *, files_only: bool = False,
-                 suffixes: Sequence[str] | None = None) -> list[Path]:
-    """Each input exists, is readable, not empty, valid UTF-8 when it is text."""
+                 suffixes: Sequence[str] | None = None, text: bool = False) -> list[Path]:
+    """Each input exists, is readable, not empty, valid UTF-8 when it is text (``text``:
+    every file must be UTF-8 text, whatever its suffix)."""
     out = []
     for raw in paths:
         p = Path(raw)
@@ -137,7 +138,7 @@ def check_inputs(paths: Iterable[str | os.PathLike[str]], flag: str, *, files_on
                 raise UserError(f"{flag} {p}: not readable")
             if p.stat().st_size == 0:
                 raise UserError(f"{flag} {p}: file is empty")
-            _check_utf8(p, flag)
+            _check_utf8(p, flag, always=text)
         out.append(p)
     return out
 
