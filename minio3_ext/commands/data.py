@@ -70,6 +70,13 @@ def run_convert(args: argparse.Namespace) -> int:
         raise UserError(f"--formats {args.formats!r}: name at least one of jsonl,verl,trl")
     if args.image_root is not None and not Path(args.image_root).is_dir():
         raise UserError(f"--image-root {args.image_root}: no such folder")
+    if "trl" in formats:
+        try:  # the command prints its own summary; datasets' save bar would only add noise
+            from datasets.utils.logging import disable_progress_bar
+
+            disable_progress_bar()
+        except ImportError:
+            pass
     try:
         report = prepare(args.benchmark, args.input, out, split=args.split, image_root=args.image_root,
                          strict=args.strict, formats=formats,
