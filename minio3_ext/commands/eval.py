@@ -55,7 +55,12 @@ def add_policy_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dialect", choices=("minio3", "hermes"), default="minio3",
                    help="action format: released <grounding> JSON, or Hermes <tool_call>")
     g.add_argument("--coords", choices=("relative", "thousand", "pixel"), default="relative",
-                   help="coordinate system of zoom boxes")
+                   help="coordinate system the prompt describes and boxes are read in")
+    g.add_argument("--preset", choices=("strict", "released"), default="strict",
+                   help="edge-case semantics: 'released' = the released code's (clamp, observation_0, "
+                        "grounding wins, released numbering); use it to evaluate the released checkpoint")
+    g.add_argument("--tools", default="zoom",
+                   help="comma-separated image tools the model may call (registered tools, e.g. zoom,rotate)")
     g.add_argument("--temperature", type=float_range(0.0, 2.0), default=1.0, help="sampling temperature (0-2)")
     g.add_argument("--max-tokens", type=int_range(1, 1_000_000), default=8192,
                    help="per-turn completion budget (clamped to the server's max_model_len)")
@@ -91,10 +96,24 @@ def missing_packages(*names: str) -> str | None:
     return f"needs {', '.join(missing)}: from a clone of the repository, pip install -e \".[trl]\""
 
 
+def _tools(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(t.strip() for t in args.tools.split(",") if t.strip())
+
+
+def dialect_of(args: argparse.Namespace):
+    """The conversation's rule set for these flags (``--dialect``, ``--coords``, ``--preset``, ``--tools``)."""
+    from minio3_ext.core.dialect import get_dialect
+
+    try:
+        return get_dialect(args.dialect, coords=args.coords, preset=args.preset, tools=_tools(args))
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"--tools {args.tools!r}: {e}") from None
+
+
 def make_policy(args: argparse.Namespace):
     from minio3_ext.eval.openai_policy import OpenAIPolicy
 
-    return OpenAIPolicy(args.base_url, args.model, api_key=args.api_key, dialect=args.dialect,
+    return OpenAIPolicy(args.base_url, args.model, api_key=args.api_key, dialect=dialect_of(args),
                         temperature=args.temperature, max_tokens=args.max_tokens, timeout=args.timeout,
                         image_format=args.image_format, image_quality=args.image_quality,
                         stop=False if args.no_stop else None, extra_body=args.extra_body,
@@ -132,23 +151,21 @@ def episode_config(args: argparse.Namespace, max_turns: int):
     from minio3_ext.core.episode import EpisodeConfig
 
     return EpisodeConfig(max_turns=max_turns, max_images=args.max_images, max_context_tokens=args.max_context_tokens,
-                         dialect=args.dialect, coords=args.coords)
+                         dialect=args.dialect, coords=args.coords, preset=args.preset, tools=_tools(args))
 
 
 def run_settings(args: argparse.Namespace, judge: Any = None, **extra: Any) -> dict[str, Any]:
     """Every setting that changes a record, keyed by its flag: the resume key."""
-    from minio3_ext.core import prompts
-
     settings: dict[str, Any] = {
         "--model": args.model, "--temperature": args.temperature, "--max-tokens": args.max_tokens,
         "--no-stop": bool(args.no_stop), "--extra-body": args.extra_body or {},
-        "--dialect": args.dialect, "--coords": args.coords,
+        "--dialect": args.dialect, "--coords": args.coords, "--preset": args.preset, "--tools": list(_tools(args)),
         "--max-images": args.max_images, "--max-context-tokens": args.max_context_tokens,
         "--image-format": args.image_format,
         "--image-quality": args.image_quality if args.image_format == "jpeg" else None,
-        "system prompt": hashlib.sha256(prompts.system_prompt(args.dialect).encode()).hexdigest()[:16],
+        "system prompt": hashlib.sha256(dialect_of(args).system_prompt().encode()).hexdigest()[:16],
     }
-    for flag in ("protocol", "judge_preset", "preset"):  # presets added by other commands' options
+    for flag in ("protocol", "judge_preset"):  # presets added by other options
         if getattr(args, flag, None) is not None:
             settings["--" + flag.replace("_", "-")] = getattr(args, flag)
     config = getattr(judge, "config", None)

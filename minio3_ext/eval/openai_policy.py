@@ -36,6 +36,7 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
+from ..core.dialect import Dialect, get_dialect
 from .runner import ContextLimitExceeded, ImageLimitExceeded
 
 __all__ = [
@@ -73,39 +74,21 @@ class EndpointUnreachable(Exception):
     one failed episode but ends the whole run)."""
 
 
-def _rules(dialect: str):
-    """(stop strings, restore rule) of ``dialect``: from the core dialect object when it exists."""
-    try:
-        from ..core.dialect import get_dialect  # type: ignore[import-not-found]
-    except ImportError:
-        get_dialect = None
-    if get_dialect is not None:
-        d = get_dialect(dialect)
-        return list(d.stop), d.restore_stop
-    close = {"<grounding>": "</grounding>", "<tool_call>": "</tool_call>"}
-    stop = ["</grounding>"] if dialect == "minio3" else ["</tool_call>"]
+def restore_stop(text: str, matched_stop: str | None = None, dialect: "str | Dialect" = "minio3") -> str:
+    """Put back the stop string the server dropped (the dialect's rule).
 
-    def restore(text: str, matched_stop: str | None) -> str:
-        if matched_stop is None:
-            return text
-        for open_tag, close_tag in close.items():
-            if close_tag != matched_stop:
-                continue
-            start = text.rfind(open_tag)
-            if start >= 0 and text.find(close_tag, start) < 0:
-                return text + close_tag
-        return text
-
-    return stop, restore
-
-
-def restore_stop(text: str, matched_stop: str | None = None, dialect: str = "minio3") -> str:
-    """Put back the stop string the server dropped. ``matched_stop``: the stop string the
-    server says matched (``None``: the dialect's own stop, for servers that do not say)."""
-    stop, restore = _rules(dialect)
-    if matched_stop is None:
-        matched_stop = stop[0]
-    return restore(text, matched_stop)
+    ``matched_stop`` is the stop string the server says matched. ``None`` means the
+    server did not say (no ``stop_reason``): a stop string is put back only when the
+    turn is an unfinished action that it completes.
+    """
+    d = get_dialect(dialect)
+    if matched_stop is not None:
+        return d.restore_stop(text, matched_stop)
+    for stop in d.stop:  # "</x>" closes "<x>": put it back only when "<x>" is still open
+        opening = stop.replace("</", "<", 1)
+        if opening != stop and text.rfind(opening) > text.rfind(stop):
+            return d.restore_stop(text, stop)
+    return text
 
 
 def image_data_url(image: Image.Image, fmt: str = DEFAULT_IMAGE_FORMAT, quality: int = DEFAULT_JPEG_QUALITY) -> str:
@@ -238,7 +221,7 @@ class OpenAIPolicy:
         model: str,
         *,
         api_key: str = "EMPTY",
-        dialect: str = "minio3",
+        dialect: str | Dialect = "minio3",
         temperature: float = 1.0,
         max_tokens: int = 8192,
         timeout: float = 600.0,
@@ -259,9 +242,9 @@ class OpenAIPolicy:
         self.max_tokens = max_tokens
         self.max_model_len: int | None = None
         self.server_image_limit: int | None = None
-        dialect_stop, self._restore = _rules(dialect)
+        self.dialect = get_dialect(dialect)
         if stop is None or stop is True:
-            self.stop: list[str] | None = dialect_stop
+            self.stop: list[str] | None = list(self.dialect.stop)
         elif stop is False:
             self.stop = None
         else:
@@ -368,8 +351,8 @@ class OpenAIPolicy:
         extra = getattr(choice, "model_extra", None) or {}
         if "stop_reason" in extra:  # the server says what stopped it (vLLM, SGLang)
             matched = extra["stop_reason"]
-            return self._restore(text, matched) if isinstance(matched, str) and matched in self.stop else text
-        return self._restore(text, self.stop[0]) if len(self.stop) == 1 else text
+            return self.dialect.restore_stop(text, matched if isinstance(matched, str) else None)
+        return restore_stop(text, None, self.dialect)  # the server does not say: only an unfinished action
 
     def _smaller_budget(self, text: str, current: int) -> int | None:
         """A ``max_tokens`` the server would take, when its rejection says the prompt fits."""
