@@ -62,6 +62,8 @@ SEAMS: tuple[Seam, ...] = (
                                                  "has_tool_images"),
          "returns (completion_ids, logprobs); called once per tool iteration, padded for rank alignment"),
     Seam(_T, "_compute_loss", "method", ("model", "inputs"), "returns the scalar loss; rescaled to live rows"),
+    Seam(_T, "_prepare_inputs", "method", ("generation_batch",),
+         "returns one micro-batch dict from the buffered generation batch; its pixel_values move to the GPU here"),
     # private attributes read (checked on a built trainer and in the source)
     Seam(_T, "_tokenizer", "attribute", why="pad/eos ids of the text tokenizer"),
     Seam(_T, "_metrics", "attribute", why="{'train'|'eval': defaultdict(list)}: minio3/* metrics"),

@@ -65,6 +65,14 @@ class MaskedGRPOConfig(GRPOConfig):
                   "GRPOTrainer does; with tools (or an environment) over-turn masking always applies."},
     )
 
+    offload_buffered_pixels: bool = field(
+        default=True,
+        metadata={"help": "Keep a training generation batch's pixel_values in host memory, in the vision tower's "
+                  "dtype, while it is buffered (steps_per_generation micro-steps); each micro-batch's share moves to "
+                  "the GPU when it trains. The vision tower casts to its own dtype anyway, so the numbers do not "
+                  "change. False keeps TRL's choice (the whole buffer on the GPU)."},
+    )
+
     def __post_init__(self):
         if self.max_turns < 1:
             raise ValueError(f"MaskedGRPOConfig.max_turns must be >= 1, got {self.max_turns}")

@@ -322,7 +322,31 @@ class MaskedGRPOTrainer(GRPOTrainer):
             output[ROW_SCALE_KEY] = torch.tensor(self._row_scale, dtype=torch.float32, device=live.device)
             if "importance_sampling_ratio" in output:
                 self._live_is_metrics(output["importance_sampling_ratio"], live)
+        if self.args.offload_buffered_pixels and self.model.training and "pixel_values" in output:
+            output["pixel_values"] = self._host_pixels(output["pixel_values"])
         return output
+
+    # -- the buffered generation batch keeps its pixels in host memory ---------------------
+    def _vision_dtype(self) -> torch.dtype | None:
+        if not hasattr(self, "_vision_dtype_cache"):
+            model = self.accelerator.unwrap_model(self.model)
+            dtypes = {p.dtype for n, p in model.named_parameters() if "visual" in n or "vision" in n}
+            self._vision_dtype_cache = dtypes.pop() if len(dtypes) == 1 else None
+        return self._vision_dtype_cache
+
+    def _host_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        dtype = self._vision_dtype()
+        if dtype is None or not pixels.is_floating_point() or dtype.itemsize > pixels.dtype.itemsize:
+            dtype = pixels.dtype  # only ever narrow to what the vision tower computes in
+        host = pixels.to("cpu", dtype=dtype)
+        return host.pin_memory() if torch.cuda.is_available() else host
+
+    def _prepare_inputs(self, generation_batch):
+        inputs = super()._prepare_inputs(generation_batch)
+        pixels = inputs.get("pixel_values") if isinstance(inputs, dict) else None
+        if isinstance(pixels, torch.Tensor) and pixels.device != self.accelerator.device:
+            inputs = {**inputs, "pixel_values": pixels.to(self.accelerator.device, non_blocking=True)}
+        return inputs
 
     def _live_is_metrics(self, ratio: torch.Tensor, live: torch.Tensor) -> None:
         """Sequence-level IS metrics over live rows (TRL's flatten() counts masked rows' ratio 1)."""

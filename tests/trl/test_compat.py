@@ -40,7 +40,7 @@ def test_a_changed_seam_is_reported(monkeypatch):
 
 def test_overrides_keep_trls_parameters():
     for name in ("_generate", "_calculate_rewards", "_generate_and_score_completions", "_tool_call_loop",
-                 "_generate_single_turn", "_compute_loss"):
+                 "_generate_single_turn", "_compute_loss", "_prepare_inputs"):
         ours = list(inspect.signature(getattr(MaskedGRPOTrainer, name)).parameters)
         theirs = list(inspect.signature(getattr(GRPOTrainer, name)).parameters)
         assert ours == theirs, name
