@@ -1,6 +1,6 @@
 """One rank of a two-process (gloo, CPU) GRPO run through TRL's vLLM paths; see test_multiprocess.py.
 
-    python tests/trl/dist_worker.py MODEL_DIR OUT_DIR {masked|stock} {server|colocate}
+    python tests/trl/dist_worker.py MODEL_DIR OUT_DIR {masked|stock} {server|colocate|colocate_tp2|transformers}
 
 Only the vLLM engine is scripted (``VLLMGeneration._init_vllm`` installs a scripted
 server client or colocated ``LLM``); TRL's ``VLLMGeneration.generate``/``sync_weights``,
@@ -15,7 +15,9 @@ So in tool iteration 1 the ranks send 2 and 1 prompts (server mode: TRL's
 and in iteration 2 the "beta" rank has nothing left to generate while the "alpha" rank
 enters a generation holding a collective (server: gather/broadcast; colocate + sleep
 mode: the weight sync, whose ``wake_up`` does an all-reduce standing in for ZeRO-3's
-parameter gather) — stock TRL deadlocks there.
+parameter gather; transformers: no vLLM, the model's ``generate`` does an all-reduce standing in
+for ZeRO-3's parameter gathering) — stock TRL deadlocks there. ``colocate_tp2``: one vLLM
+engine shared by both ranks (TP 2), results sliced by ``rank_in_group * len(prompts)``.
 """
 
 from __future__ import annotations
@@ -137,6 +139,32 @@ class ScriptedLLM:
         return outs
 
 
+class ScriptedGenerate:
+    """Stands in for ``model.generate`` (TRL's transformers backend): left-padded ids in, prompt + continuation out."""
+
+    def __init__(self, script: Script, pad: int, progress: Path):
+        self.script, self.pad, self.progress, self.max_new_tokens = script, pad, progress, []
+
+    def __call__(self, input_ids, attention_mask, generation_config=None, **kwargs):
+        with self.progress.open("a") as f:
+            f.write("sync\n")
+        dist.all_reduce(torch.ones(1))  # ZeRO-3 gathers parameters around every generation: a collective
+        limit = generation_config.max_new_tokens
+        self.max_new_tokens.append(limit)
+        seen: dict[tuple, int] = {}
+        rows = []
+        for ids, mask in zip(input_ids.tolist(), attention_mask.tolist()):
+            prompt = [t for t, m in zip(ids, mask) if m]
+            variant = seen.get(tuple(prompt), 0)
+            seen[tuple(prompt)] = variant + 1
+            rows.append(self.script.continuation(prompt, variant)[:limit])
+        width = max(len(r) for r in rows)
+        new = torch.tensor([r + [self.pad] * (width - len(r)) for r in rows], dtype=input_ids.dtype)
+        with self.progress.open("a") as f:
+            f.write(f"generate {len(rows)}\n")
+        return torch.cat([input_ids, new], dim=1)
+
+
 def main() -> None:
     model_dir, out_dir, kind, mode = sys.argv[1:5]
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -153,6 +181,8 @@ def main() -> None:
     fakes = {}
 
     def scripted_init(self):
+        if self.tensor_parallel_size > 1:
+            self.tp_group, _ = dist.new_subgroups_by_enumeration([[0, 1]])
         if self.mode == "server":
             if self.accelerator.is_main_process:
                 self.vllm_client = fakes["engine"] = ScriptedServer(script)
@@ -166,10 +196,17 @@ def main() -> None:
 
     vllm_generation.VLLMGeneration._init_vllm = scripted_init
     vllm_generation.SamplingParams = SamplingParams
+    vllm = dict(use_vllm=True, vllm_mode=mode, vllm_enable_sleep_mode=mode == "colocate")
+    if mode == "colocate_tp2":
+        vllm = dict(use_vllm=True, vllm_mode="colocate", vllm_tensor_parallel_size=2)
+    elif mode == "transformers":
+        vllm = dict(use_vllm=False)
+        rank = int(os.environ["RANK"])
+        model.generate = fakes["engine"] = ScriptedGenerate(script, tok.pad_token_id,
+                                                            Path(out_dir, f"progress{rank}.txt"))
     common = dict(output_dir=str(Path(out_dir) / "run"), num_generations=2, per_device_train_batch_size=2,
                   max_steps=1, max_completion_length=256, report_to=[], use_cpu=True, save_strategy="no",
-                  logging_steps=1, learning_rate=1e-2, seed=0, use_vllm=True, vllm_mode=mode,
-                  vllm_enable_sleep_mode=(mode == "colocate"), shuffle_dataset=False)
+                  logging_steps=1, learning_rate=1e-2, seed=0, shuffle_dataset=False, **vllm)
     if kind == "masked":
         trainer_cls, args = MaskedGRPOTrainer, MaskedGRPOConfig(max_turns=4, **common)
     else:
@@ -202,6 +239,7 @@ def main() -> None:
         "requests": getattr(engine, "requests", None),
         "generations": getattr(engine, "generations", None),
         "syncs": getattr(engine, "syncs", None),
+        "max_new_tokens": getattr(engine, "max_new_tokens", None),
         "placeholder": [tok.eos_token_id],
     }
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(report, default=str))

@@ -119,3 +119,28 @@ def test_server_mode_each_rank_gets_its_own_continuations(tiny_qwen_dir, tmp_pat
     placeholder = reps["alpha"]["placeholder"]
     assert all(p != placeholder for req in requests for p in req)
     assert [len(req) for req in requests] == [2, 3, 2, 2]  # unique first-turn prompts, then 2+1, 2+0, 2+0
+
+
+def test_colocate_tensor_parallel_slices_each_rank_its_own_continuations(tiny_qwen_dir, tmp_path):
+    """Colocate TP 2: one engine for both ranks; TRL slices by rank_in_group * len(prompts)."""
+    ok, logs = _launch(tiny_qwen_dir, tmp_path, "masked", "colocate_tp2", timeout=300)
+    assert ok, "MaskedGRPOTrainer did not finish:\n" + "\n---\n".join(logs)
+    reps = _reports(tmp_path)
+    _own_continuations(reps["alpha"], "alpha")
+    _own_continuations(reps["beta"], "beta")
+    # padded to equal lists: iteration 1 carries 2 + 1 real prompts and one one-token placeholder
+    gens = reps["beta"]["generations"]
+    placeholder = reps["beta"]["placeholder"]
+    assert [sum(p == placeholder for p, _ in g) for g in gens] == [0, 1, 2, 2]
+    assert all(m == 1 for g in gens for p, m in g if p == placeholder)
+
+
+def test_transformers_backend_keeps_ranks_in_step(tiny_qwen_dir, tmp_path):
+    """No vLLM (ZeRO-3 gathers parameters around each generate): the idle rank makes one-token turns."""
+    ok, logs = _launch(tiny_qwen_dir, tmp_path, "masked", "transformers", timeout=300)
+    assert ok, "MaskedGRPOTrainer did not finish:\n" + "\n---\n".join(logs)
+    reps = _reports(tmp_path)
+    _own_continuations(reps["alpha"], "alpha")
+    _own_continuations(reps["beta"], "beta")
+    assert reps["alpha"]["max_new_tokens"] == [256] * 4
+    assert reps["beta"]["max_new_tokens"] == [256, 256, 1, 1]
