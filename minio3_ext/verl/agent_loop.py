@@ -68,6 +68,7 @@ from minio3_ext.core.images import resize_for_model
 
 from . import tool_parser
 from .options import episode_config
+from .reward import call_reward_fn
 from .tool import SESSION_ATTR, ImageToolAdapter
 
 __all__ = ["MiniO3AgentLoop", "NAME", "FORMATS", "first_view", "read_template"]
@@ -158,8 +159,8 @@ class MiniO3AgentLoop(ToolAgentLoop):
             raise ValueError(f"{NAME}: actor_rollout_ref.rollout.multi_turn.format={self.tool_parser_name!r} is not a "
                              f"dialect of this loop; use one of {sorted(FORMATS)}")
         dialect, preset = FORMATS[self.tool_parser_name]
-        options.setdefault("preset", preset)
         merged, tools = self._tool_options(options)
+        merged.setdefault("preset", preset)
         if not isinstance(max_turn_tokens, int) or max_turn_tokens < 1:
             raise ValueError(f"{where}: max_turn_tokens must be a positive integer, got {max_turn_tokens!r}")
         self.max_turn_tokens = max_turn_tokens
@@ -378,11 +379,10 @@ class MiniO3AgentLoop(ToolAgentLoop):
         row = self._row
         solution = self.tokenizer.decode(output.response_ids, skip_special_tokens=True)
         extra_info = {**(row.get("extra_info") or {}), **output.extra_fields, "raw_prompt": row.get("raw_prompt")}
-        result = await self.reward_fn(
-            data_source=row.get("data_source"), solution_str=solution,
+        result = await call_reward_fn(  # sync or async, as verl's reward managers accept
+            self.reward_fn, data_source=row.get("data_source"), solution_str=solution,
             ground_truth=(row.get("reward_model") or {}).get("ground_truth"), extra_info=extra_info,
         )
-        result = dict(result) if isinstance(result, Mapping) else {"score": float(result)}
         if penalty is not None:
             result["score"] = penalty
         output.reward_score = float(result["score"])
