@@ -23,6 +23,7 @@ BENCHMARKS = [
     "bench.masked_grpo",
     "bench.judge",
     "bench.trl_memory",
+    "bench.verl_memory",
 ]
 
 _HEADER = ("what", "value", "baseline", "ratio", "goal", "ok")
