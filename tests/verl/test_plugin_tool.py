@@ -112,3 +112,43 @@ def test_the_agent_loop_runs_the_entry_point_tool(dialect, equalize_installed, t
     before, after = d.split_slots(d.observation_text(0, 1, "equalize"))
     assert f"{before}<|vision_start|>" in second["context"] and f"<|vision_end|>{after}" in second["context"]
     assert "zoom-in" not in before
+
+
+def _yaml_with(tmp_path, name: str, text: str, old: str, new: str) -> str:
+    path = tmp_path / name
+    assert old in text
+    path.write_text(text.replace(old, new))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_dialect_options_come_from_the_yamls_and_a_conflict_names_both(
+    tiny_qwen_dir, synthetic_rows, tmp_path, scripted_server, monkeypatch
+):
+    from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+
+    monkeypatch.setitem(_agent_loop_registry, "minio3_agent", _agent_loop_registry["minio3_agent"])
+    loops = _yaml_with(tmp_path, "loops.yaml", mv.config_path("agent_loop.yaml").read_text(),
+                       "coords: relative", "coords: thousand")
+    tools = _yaml_with(tmp_path, "tools.yaml", mv.config_path("zoom_tool.yaml").read_text(),
+                       "coords: relative ", "coords: thousand ")
+    row = synthetic_rows[0]
+    cfg = _config(tiny_qwen_dir, "hermes")
+    cfg.actor_rollout_ref.rollout.agent.agent_loop_config_path = loops
+    cfg.actor_rollout_ref.rollout.multi_turn.tool_config_path = tools
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    server = worker.llm_client = scripted_server(worker.tokenizer, {"answers": [
+        _call("zoom", {"bbox_2d": [0, 0, 500, 500]}) + IM_END, f"<answer>{row['solution']}</answer>{IM_END}"]})
+    out = asyncio.run(worker.generate_sequences(_batch(cfg, worker, [row], tmp_path, "hermes", cases=["answers"])))
+    assert list(out.non_tensor_batch["zooms"]) == [1]  # [0, 500] read on the 0-1000 scale
+    d = get_dialect("hermes", coords="thousand")
+    context = server.calls["answers"][0]["context"]
+    assert context.startswith("<|im_start|>system\n" + d.system_prompt()) and "0-1000 scale" in context
+
+    cfg.actor_rollout_ref.rollout.multi_turn.tool_config_path = str(mv.config_path("zoom_tool.yaml"))
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    worker.llm_client = server
+    from hydra.errors import InstantiationException  # verl instantiates the loop through Hydra
+
+    with pytest.raises(InstantiationException, match=r"'coords' is 'thousand' in the agent-loop YAML but 'relative' in the tool YAML"):
+        asyncio.run(worker.generate_sequences(_batch(cfg, worker, [row], tmp_path, "hermes", cases=["answers"])))
