@@ -22,6 +22,7 @@ BENCHMARKS = [
     "bench.image_bank",
     "bench.masked_grpo",
     "bench.judge",
+    "bench.eval_throughput",
 ]
 
 _HEADER = ("what", "value", "baseline", "ratio", "goal", "ok")
