@@ -199,8 +199,8 @@ class MaskedGRPOTrainer(GRPOTrainer):
     def _colocate_generate_short_placeholders(self, generate, prompts, sampling_params=None, **kwargs):
         if sampling_params is None or not any(self._is_placeholder(p["prompt_token_ids"]) for p in prompts):
             return generate(prompts, sampling_params=sampling_params, **kwargs)
-        short = copy.copy(sampling_params)
-        short.max_tokens = 1
+        short = sampling_params.clone() if hasattr(sampling_params, "clone") else copy.copy(sampling_params)
+        short.max_tokens = 1  # vLLM takes one SamplingParams per prompt
         per_prompt = [short if self._is_placeholder(p["prompt_token_ids"]) else sampling_params for p in prompts]
         return generate(prompts, sampling_params=per_prompt, **kwargs)
 
