@@ -22,6 +22,7 @@ BENCHMARKS = [
     "bench.image_bank",
     "bench.masked_grpo",
     "bench.judge",
+    "bench.trl_memory",
     "bench.eval_throughput",
 ]
 
