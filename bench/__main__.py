@@ -24,6 +24,7 @@ BENCHMARKS = [
     "bench.judge",
     "bench.trl_memory",
     "bench.verl_memory",
+    "bench.eval_throughput",
 ]
 
 _HEADER = ("what", "value", "baseline", "ratio", "goal", "ok")
