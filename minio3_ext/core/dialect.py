@@ -269,6 +269,34 @@ class Dialect:
             return args
         return self.parse_call(name, args, **kw)
 
+    def parse_turn(
+        self,
+        text: Any,
+        calls: Sequence[tuple[Any, Any]] = (),
+        *,
+        num_observations: int | None = None,
+        view_sizes: Mapping[str, tuple[int, int]] | None = None,
+    ) -> Action:
+        """The action of a turn a framework already split into its text and its parsed tool
+        calls ``[(name, arguments), ...]`` (the text that came before the calls, as TRL's
+        response parsing gives it). The same precedence as :meth:`parse` over the whole
+        turn: the first action wins, so an action in the text beats the calls after it,
+        except that with ``grounding_wins`` a zoom call wins over an answer; one action per
+        turn, later calls are not run. Never raises."""
+        kw = dict(num_observations=num_observations, view_sizes=view_sizes)
+        text_action = self.parse(text if isinstance(text, str) else "", **kw)
+        if not calls:
+            return text_action
+        if self.grounding_wins and self.name == "minio3":
+            if self._locate(text if isinstance(text, str) else "")[0] == GROUNDING_OPEN:
+                return text_action
+            zoom = next((c for c in calls if c[0] == "zoom"), None)
+            if zoom is not None:
+                return self.parse_call(*zoom, **kw)
+        if isinstance(text_action, Invalid) and not text_action.attempted:
+            return self.parse_call(*calls[0], **kw)
+        return text_action
+
     def read_call(self, text: str) -> tuple[str, Any] | None:
         """The tool call a turn makes, as ``(name, arguments)``, or ``None`` when the turn's
         action is an answer or there is none. ``arguments`` is a dict, or the raw body text

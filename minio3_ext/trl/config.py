@@ -45,6 +45,12 @@ class MaskedGRPOConfig(GRPOConfig):
         metadata={"help": "Keep masked rows inside their group's reward mean/std (the released code's behaviour). "
                   "False leaves them out of the baseline too. Either way they get advantage 0 and no loss tokens."},
     )
+    mask_truncated_text: bool = field(
+        default=False,
+        metadata={"help": "Also mask a plain text completion (one that never called a tool) cut by "
+                  "`max_completion_length` without an answer, as `context_limit`. False (default) scores it as "
+                  "stock GRPOTrainer does; tool-loop rollouts cut short are masked either way."},
+    )
     max_masked_share: float | None = field(
         default=None,
         metadata={"help": "Runaway guard: when the share of masked trajectories in a generation batch exceeds "

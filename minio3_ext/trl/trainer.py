@@ -32,6 +32,8 @@ from trl import GRPOTrainer
 
 from ..core.episode import TERMINATION_REASONS
 from .config import MaskedGRPOConfig
+from .environment import bind_conversations
+from .rewards import propagate_unscorable
 from .termination import rollout_record
 
 __all__ = ["MaskedGRPOTrainer"]
@@ -75,7 +77,8 @@ class MaskedGRPOTrainer(GRPOTrainer):
         environments = self.environments or [None] * len(completion_ids)
         records = [
             rollout_record(messages, truncated=not ids or ids[-1] not in stop_ids,
-                           max_tool_rounds=self.max_tool_calling_iterations, environment=env)
+                           max_tool_rounds=self.max_tool_calling_iterations, environment=env,
+                           mask_truncated_text=self.args.mask_truncated_text)
             for messages, ids, env in zip(completions, completion_ids, environments, strict=True)
         ]
         local = torch.tensor(
@@ -111,9 +114,16 @@ class MaskedGRPOTrainer(GRPOTrainer):
             ]
         return prompt_ids, completion_ids, tool_mask, completions, logprobs, extra_fields, images, tool_images
 
+    # -- one turn per assistant message: environments see their rollout's messages -------
+    def _tool_call_loop(self, prompts, prompt_ids, completion_ids, completions, *args, **kwargs):
+        bind_conversations(self.environments, completions)
+        return super()._tool_call_loop(prompts, prompt_ids, completion_ids, completions, *args, **kwargs)
+
     # -- baseline: masked rows become "unscorable" for TRL's nan-aware statistics -------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        # a required reward (the judge) that could not score a row makes the whole row unscorable
+        rewards_per_func = propagate_unscorable(rewards_per_func, self.reward_funcs)
         if self._masking_active and not self.args.include_masked_in_stats:
             rewards_per_func[~self._live_global.to(rewards_per_func.device)] = torch.nan
         return rewards_per_func
