@@ -62,14 +62,16 @@ def _config_kwargs(tmp_path) -> dict[str, Any]:
 
 @pytest.fixture
 def run_scripted(trl_setup, tmp_path, monkeypatch):
-    """``run_scripted(trainer_cls, config_cls=None, script=None, dialect="hermes", **config_overrides)`` → :class:`ScriptedRun`.
+    """``run_scripted(trainer_cls, config_cls=None, script=None, dialect="hermes", reward_funcs=None,
+    episode_overrides=None, **config_overrides)`` → :class:`ScriptedRun`.
 
     ``script``: per generation call, the texts of the rollouts that call generates for.
     Only ``_generate_single_turn`` (the model's sampling) is replaced; everything else is TRL's.
     """
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
 
-    def run(trainer_cls, config_cls=None, script=None, dialect="hermes", **overrides) -> ScriptedRun:
+    def run(trainer_cls, config_cls=None, script=None, dialect="hermes", reward_funcs=None, episode_overrides=None,
+            **overrides) -> ScriptedRun:
         from dataclasses import replace
 
         from datasets import Dataset
@@ -88,6 +90,8 @@ def run_scripted(trl_setup, tmp_path, monkeypatch):
         torch.manual_seed(0)
         model, processor = load_tiny_qwen(trl_setup["model_dir"])
         episode, dataset = trl_setup["episode"], trl_setup["dataset"]
+        if episode_overrides:
+            episode = replace(episode, **episode_overrides)
         if dialect == "minio3":
             use_minio3_dialect(processor)
             episode = replace(episode, dialect="minio3")
@@ -108,7 +112,7 @@ def run_scripted(trl_setup, tmp_path, monkeypatch):
         solution = trl_setup["row"]["solution"]
         turns = iter(script or [[ZOOM, ZOOM, "I do not know."], [f"<think>ok</think><answer>{solution}</answer>", ZOOM]])
         trainer = Recording(
-            model, reward_funcs=[AccuracyReward()], args=args, train_dataset=dataset, processing_class=processor,
+            model, reward_funcs=reward_funcs or [AccuracyReward()], args=args, train_dataset=dataset, processing_class=processor,
             environment_factory=functools.partial(ZoomEnvironment, config=episode, bank=trl_setup["bank"]),
         )
         tok = processor.tokenizer
