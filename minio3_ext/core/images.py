@@ -159,6 +159,17 @@ def model_size(width: int, height: int, rules: ViewRules) -> tuple[int, int]:
                 fw += f
             else:
                 fh += f
+    if max(fw, fh) / min(fw, fh) >= rules.max_aspect_ratio > max(w, h) / min(w, h):
+        # rounding the short side down made the view too elongated (processors refuse ≥ 200): round it up
+        if fw < fh:
+            fw = math.ceil(w / f) * f
+        else:
+            fh = math.ceil(h / f) * f
+        while fw * fh > rules.max_pixels:
+            if fw >= fh:
+                fw -= f
+            else:
+                fh -= f
     return fw, fh
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig
 
 from ..core.episode import OVERTURN_REASONS, TERMINATION_REASONS
+from .compat import KNOWN_LOSSES, ROW_MEAN_LOSSES
 
 __all__ = ["MaskedGRPOConfig"]
 
@@ -19,6 +20,11 @@ class MaskedGRPOConfig(GRPOConfig):
     trajectories leave the policy gradient. ``max_tool_calling_iterations`` is derived
     from ``max_turns`` (``max_turns - 1`` tool rounds: the last turn must answer) unless
     set explicitly, because TRL's default is unlimited.
+
+    Every ``loss_type`` of TRL 1.16 is exact with masked rows: the token-normalised ones
+    (``dapo``, ``bnpo``, ``cispo``, ``vespo``) count no masked tokens, and the row-normalised
+    ones (``grpo``, ``sapo``, ``luspo``, ``dr_grpo``) are rescaled by rows / live rows of the
+    generation batch, so a masked row no longer dilutes the live rows' gradient.
     """
 
     max_turns: int = field(
@@ -45,17 +51,26 @@ class MaskedGRPOConfig(GRPOConfig):
         metadata={"help": "Keep masked rows inside their group's reward mean/std (the released code's behaviour). "
                   "False leaves them out of the baseline too. Either way they get advantage 0 and no loss tokens."},
     )
-    mask_truncated_text: bool = field(
-        default=False,
-        metadata={"help": "Also mask a plain text completion (one that never called a tool) cut by "
-                  "`max_completion_length` without an answer, as `context_limit`. False (default) scores it as "
-                  "stock GRPOTrainer does; tool-loop rollouts cut short are masked either way."},
-    )
     max_masked_share: float | None = field(
         default=None,
         metadata={"help": "Runaway guard: when the share of masked trajectories in a generation batch exceeds "
                   "this, masking is suspended for that batch and over-turn rows train as ordinary rows (reward as "
                   "scored, usually 0). None disables the guard."},
+    )
+
+    mask_plain_truncation: bool = field(
+        default=False,
+        metadata={"help": "Also mask completions of a run without tools that hit max_completion_length without an "
+                  "answer (context_limit). Off by default: without tools the trainer scores every completion as "
+                  "GRPOTrainer does; with tools (or an environment) over-turn masking always applies."},
+    )
+
+    offload_buffered_pixels: bool = field(
+        default=True,
+        metadata={"help": "Keep a training generation batch's pixel_values in host memory, in the vision tower's "
+                  "dtype, while it is buffered (steps_per_generation micro-steps); each micro-batch's share moves to "
+                  "the GPU when it trains. The vision tower casts to its own dtype anyway, so the numbers do not "
+                  "change. False keeps TRL's choice (the whole buffer on the GPU)."},
     )
 
     def __post_init__(self):
@@ -76,4 +91,14 @@ class MaskedGRPOConfig(GRPOConfig):
                 f"max_turns={self.max_turns} (expected {self.max_turns - 1}); set only max_turns"
             )
         self.masked_reasons = sorted(set(self.masked_reasons))
+        if self.loss_type not in KNOWN_LOSSES:
+            raise ValueError(
+                f"MaskedGRPOConfig.loss_type={self.loss_type!r}: masking is exact only for {sorted(KNOWN_LOSSES)}; "
+                "use loss_type='dapo'"
+            )
+        if self.mask_overturn and self.loss_type in ROW_MEAN_LOSSES and (self.entropy_coef or self.use_adaptive_entropy):
+            raise ValueError(
+                f"MaskedGRPOConfig: loss_type={self.loss_type!r} is rescaled to live rows, which would rescale the "
+                "entropy bonus too; with entropy_coef/use_adaptive_entropy use loss_type='dapo' (or 'bnpo')"
+            )
         super().__post_init__()

@@ -9,9 +9,8 @@ turn with the same core rule (:meth:`~minio3_ext.core.dialect.Dialect.parse_turn
 - the first turn whose action is an answer → ``answered`` (what the core episode records);
 - still calling a tool when TRL stopped: ``turn_limit`` at TRL's tool-iteration cap,
   otherwise ``context_limit`` (TRL rolled back a tool result that did not fit);
-- cut by ``max_completion_length`` without an answer: ``context_limit`` in a tool loop; a
-  plain text completion that never called a tool is scored as TRL scores it
-  (``no_answer``, reward as computed) unless ``mask_truncated_text=True``;
+- cut by ``max_completion_length`` without an answer: ``context_limit`` (whether that is
+  masked for a run without tools is the trainer's ``mask_plain_truncation``);
 - otherwise ``no_answer``.
 """
 
@@ -54,7 +53,6 @@ def termination_reason(
     *,
     truncated: bool,
     max_tool_rounds: int,
-    mask_truncated_text: bool = False,
     dialect: Dialect | None = None,
 ) -> str:
     """One of the core ``TERMINATION_REASONS`` for a finished TRL rollout without an environment.
@@ -65,18 +63,12 @@ def termination_reason(
     dialect = dialect or get_dialect()
     if _first_answer(messages, dialect) is not None:
         return "answered"
-    if isinstance(messages, str):
-        pending, tool_loop = False, False
-    else:
+    if not isinstance(messages, str):
         assistants = _assistants(messages)
         last = assistants[-1] if assistants else {}
-        pending = bool(last.get("tool_calls")) and messages[-1].get("role") == "assistant"
-        tool_loop = any(m.get("tool_calls") for m in assistants) or any(m.get("role") == "tool" for m in messages)
-        if pending:
+        if last.get("tool_calls") and messages[-1].get("role") == "assistant":  # calls TRL did not run
             return "turn_limit" if tool_rounds(messages) >= max_tool_rounds else "context_limit"
-    if truncated and (tool_loop or mask_truncated_text):
-        return "context_limit"
-    return "no_answer"
+    return "context_limit" if truncated else "no_answer"
 
 
 def rollout_answer(completion: Any, environment: Any = None, *, truncated: bool = False) -> str | None:
@@ -94,19 +86,24 @@ def rollout_record(
     truncated: bool,
     max_tool_rounds: int,
     environment: Any = None,
-    mask_truncated_text: bool = False,
+    tool_errors: int | None = None,
 ) -> dict[str, Any]:
-    """Termination reason and counters of one rollout (the environment's episode when it has one)."""
+    """Termination reason and counters of one rollout (the environment's episode when it has one).
+
+    ``tool_errors``: tool calls that failed, as counted by the trainer where they were made;
+    ``None`` falls back to reading TRL's error text. With the zoom environment the episode
+    counts invalid actions itself (a call TRL could not route is read as the episode's turn).
+    """
     if isinstance(environment, ZoomEnvironment) and environment.episode is not None:
         summary = close_episode(environment, messages, truncated=truncated).summary()
         return {"reason": summary["termination_reason"], "turns": summary["turns"], "zooms": summary["zooms"],
                 "invalid_actions": summary["invalid_actions"], "extra_calls": environment.extra_calls}
-    reason = termination_reason(messages, truncated=truncated, max_tool_rounds=max_tool_rounds,
-                                mask_truncated_text=mask_truncated_text)
+    reason = termination_reason(messages, truncated=truncated, max_tool_rounds=max_tool_rounds)
     if isinstance(messages, str):
         return {"reason": reason, "turns": 1, "zooms": 0, "invalid_actions": 0, "extra_calls": 0}
     # calls TRL could not make (unknown tool, bad keyword arguments) come back as "{'error': ...}"
-    errors = sum(m.get("role") == "tool" and message_text(m).startswith("{'error'") for m in messages)
+    errors = tool_errors if tool_errors is not None else sum(
+        m.get("role") == "tool" and message_text(m).startswith("{'error'") for m in messages)
     calls = sum(max(len(m.get("tool_calls") or ()) - 1, 0) for m in _assistants(messages))
     return {"reason": reason, "turns": len(_assistants(messages)), "zooms": tool_rounds(messages),
             "invalid_actions": errors, "extra_calls": calls}

@@ -27,25 +27,15 @@ TOOL = {"role": "tool", "name": "zoom", "content": [{"type": "text", "text": "cr
     ([_assistant("", [CALL]), TOOL, _assistant("", [CALL])], False, 1, "turn_limit"),
     # still calling a tool before the cap: TRL rolled back an overlong tool result
     ([_assistant("", [CALL]), TOOL, _assistant("", [CALL])], False, 5, "context_limit"),
-    # a text-only completion cut by max_completion_length is scored as TRL scores it (not masked)
-    ([_assistant("<think>long")], True, 5, "no_answer"),
+    ([_assistant("<think>long")], True, 5, "context_limit"),
     ([_assistant("", [CALL]), TOOL], True, 5, "context_limit"),  # post-tool turn fully truncated
     ("<answer>4</answer>", False, 0, "answered"),
-    ("plain text", True, 0, "no_answer"),
+    ("plain text", True, 0, "context_limit"),
     # the first turn whose action is an answer ends the episode in the core: answered, even if TRL went on
     ([_assistant("<answer>A</answer>", [CALL]), TOOL, _assistant("", [CALL])], False, 1, "answered"),
 ])
 def test_termination_reason(messages, truncated, cap, expected):
     assert termination_reason(messages, truncated=truncated, max_tool_rounds=cap) == expected
-
-
-def test_truncated_text_is_masked_only_when_the_user_opts_in():
-    for messages in ([_assistant("<think>long")], "plain text"):
-        assert termination_reason(messages, truncated=True, max_tool_rounds=5) == "no_answer"
-        assert termination_reason(messages, truncated=True, max_tool_rounds=5, mask_truncated_text=True) == "context_limit"
-    # a tool-loop rollout cut short is context_limit either way
-    tool_loop = [_assistant("", [CALL]), TOOL, _assistant("<think>long")]
-    assert termination_reason(tool_loop, truncated=True, max_tool_rounds=5) == "context_limit"
 
 
 def test_rollout_record_without_environment_counts_tool_errors():

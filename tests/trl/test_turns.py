@@ -7,8 +7,8 @@
   TRL record, the episode and ``AccuracyReward`` all hold that answer;
 - issue 12 item 5: an unscorable required reward (the judge) makes the whole row
   unscorable whatever the other reward functions and weights (TRL ``nansum``-ed the rest);
-- issue 12 item 8: plain text completions cut by ``max_completion_length`` train as in
-  stock TRL unless ``mask_truncated_text=True``.
+- issue 12 item 8: plain text completions cut by ``max_completion_length`` are recorded as
+  ``context_limit`` and train as in stock TRL unless ``mask_plain_truncation=True``.
 """
 
 from __future__ import annotations
@@ -138,10 +138,10 @@ def _text_run(tiny_qwen_dir, tmp_path, monkeypatch, **overrides):
 def test_truncated_text_completions_train_as_in_stock_trl(tiny_qwen_dir, tmp_path, monkeypatch):
     logs, changed = _text_run(tiny_qwen_dir, tmp_path, monkeypatch)
     assert logs["completions/clipped_ratio"] == 1.0
-    assert logs["minio3/masked_share"] == 0.0 and logs["minio3/termination/no_answer"] == 1.0
+    assert logs["minio3/masked_share"] == 0.0 and logs["minio3/termination/context_limit"] == 1.0
     assert changed and logs["loss"] != 0.0
 
 
 def test_truncated_text_completions_are_masked_when_the_user_opts_in(tiny_qwen_dir, tmp_path, monkeypatch):
-    logs, changed = _text_run(tiny_qwen_dir, tmp_path, monkeypatch, mask_truncated_text=True)
+    logs, changed = _text_run(tiny_qwen_dir, tmp_path, monkeypatch, mask_plain_truncation=True)
     assert logs["minio3/masked_share"] == 1.0 and logs["minio3/termination/context_limit"] == 1.0
