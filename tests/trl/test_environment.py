@@ -106,3 +106,30 @@ def test_zoom_at_the_last_turn_ends_the_episode(env, synthetic_rows):
 def test_reset_names_the_row_when_the_image_is_missing(env):
     with pytest.raises(ValueError, match="'r7'.*image_path"):
         env.reset(doc_id="r7", question="q?")
+
+
+def test_the_trl_adapter_keeps_no_copy_of_a_tag_regex_or_prompt():
+    """Tags, regexes and prompt words live in the core dialect; the adapter asks it (docstrings aside)."""
+    import ast
+    from pathlib import Path
+
+    import minio3_ext.trl as trl_pkg
+    from minio3_ext.core import dialect
+
+    tags = [dialect.THINK_OPEN, dialect.ANSWER_OPEN, dialect.GROUNDING_OPEN, dialect.TOOL_CALL_OPEN, dialect.IMAGE_SLOT,
+            "After the above Action", "helpful assistant", "ERROR occurs", "zoom-in image"]
+    folder = Path(trl_pkg.__file__).parent
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                      and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                found += [(path.name, node.lineno, t) for t in tags if t in node.value]
+        found += [(path.name, 0, "import re") for line in path.read_text().splitlines() if line.strip() == "import re"]
+    jinja = "".join(line for line in (folder / "minio3_dialect.jinja").read_text().splitlines(True)
+                    if not line.lstrip().startswith(("{#", "-", "the tag")))
+    found += [("minio3_dialect.jinja", 0, t) for t in tags[:4] if t in jinja]
+    assert not found, found
