@@ -48,6 +48,8 @@ def add_policy_args(parser: argparse.ArgumentParser) -> None:
     j = parser.add_argument_group("judge")
     j.add_argument("--judge-base-url", default=None, help="default: $MINIO3_JUDGE_BASE_URL; none = rule-only judge")
     j.add_argument("--judge-model", default=None)
+    j.add_argument("--judge-preset", choices=("hardened", "released"), default=None,
+                   help="hardened (default) or released: the Mini-o3 authors' judge prompts and schedule")
     j.add_argument("--judge-api-key", default=None)
     j.add_argument("--judge-cache", default=None, help="sqlite verdict cache (default: next to the output)")
 
@@ -76,7 +78,7 @@ def make_judge(args: argparse.Namespace, default_cache: str):
     overrides = {k: v for k, v in {"base_url": args.judge_base_url, "model": args.judge_model,
                                    "api_key": args.judge_api_key}.items() if v is not None}
     overrides["cache_path"] = args.judge_cache or default_cache
-    return Judge(JudgeConfig.from_env(**overrides))
+    return Judge(JudgeConfig.from_env(preset=getattr(args, "judge_preset", None), **overrides))
 
 
 def episode_config(args: argparse.Namespace, max_turns: int):
