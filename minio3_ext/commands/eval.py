@@ -88,6 +88,29 @@ def episode_config(args: argparse.Namespace, max_turns: int):
                          dialect=args.dialect, coords=args.coords)
 
 
+#: Flags a ``--protocol`` preset may fill (kept in step with minio3_ext.eval.protocol.PROTOCOL_DESTS).
+PROTOCOL_DESTS = ("k", "budgets", "temperature", "max_images", "judge_preset")
+
+
+class _Default:
+    """A default the user did not give on the command line (a --protocol preset may replace it)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _explicit_flags(args: argparse.Namespace) -> set[str]:
+    """Unwrap the marked defaults; return the protocol-fillable flags the user gave."""
+    given = set()
+    for dest in PROTOCOL_DESTS:
+        value = getattr(args, dest)
+        if isinstance(value, _Default):
+            setattr(args, dest, value.value)
+        else:
+            given.add(dest)
+    return given
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a VLM endpoint: Avg@K over turn budgets",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,7 +124,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--save-crops", default=None, help="folder to save each observation image (for `minio3 show`)")
     parser.add_argument("--no-progress", action="store_true")
     add_policy_args(parser)
-    parser.set_defaults(func=run)
+    parser.add_argument("--protocol", default=None, metavar="{released,paper-curve}",
+                        help="preset: released = 12 turns, 12 images, Avg@32, temperature 1.0, released judge; "
+                        "paper-curve = budgets 4,8,16,32, Avg@32, temperature 1.0 (explicit flags override it)")
+    parser.set_defaults(func=run, **{d: _Default(parser.get_default(d)) for d in PROTOCOL_DESTS})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,9 +141,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from minio3_ext.eval.evaluate import evaluate, load_items, read_records
     from minio3_ext.eval.metrics import summarize
+    from minio3_ext.eval.protocol import apply_protocol, paper_table
     from minio3_ext.eval.report import format_summary_table, plot_accuracy_vs_budget
 
     try:
+        protocol = apply_protocol(args, _explicit_flags(args))
         items = load_items(args.data, args.image_root, args.limit)
         judge = make_judge(args, str(Path(args.out).with_suffix(".judge.sqlite")))
         config = episode_config(args, max(args.budgets))
@@ -136,13 +164,18 @@ def run(args: argparse.Namespace) -> int:
     records = [r for r in read_records(args.out) if str(r.get("id")) in wanted and int(r.get("sample", 0)) < args.k]
     summary = summarize(records, args.budgets)
     summary["run"] = {"items": len(items), "k": args.k, "records": len(records), "new": stats.ran,
-                      "resumed": stats.done_before, "failed": stats.failed}
+                      "resumed": stats.done_before, "failed": stats.failed,
+                      "protocol": protocol.name if protocol else None}
     out = Path(args.out)
     out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1))
     table = format_summary_table(summary)
     out.with_suffix(".summary.md").write_text(table + "\n")
     plot_accuracy_vs_budget(summary, out.with_suffix(".png"))
     print(table)
+    paper = paper_table(summary)
+    if paper is not None:  # the paper's benchmarks, laid out like its table, beside its Mini-o3 row
+        out.with_suffix(".paper.md").write_text(paper + "\n")
+        print("\n" + paper)
     print(f"\n{len(records)} records ({stats.ran} new, {stats.done_before} from earlier runs), "
           f"{stats.failed} failed (rerun to retry)")
     for line in stats.errors[:10]:
