@@ -48,8 +48,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from PIL import Image
 
-from ..core.actions import Answer, Invalid, parse_action
-from ..core.images import ImageError, ViewRules, load_image, model_size, resize_for_model
+from ..core.actions import Answer, Invalid
+from ..core.dialect import get_dialect
+from ..core.images import ImageError, ViewRules, load_image, resize_for_model
 from .export import trl_sft_row, verl_sft_row, write_jsonl, write_parquet
 from .readers import read_rows
 
@@ -60,7 +61,10 @@ __all__ = ["ColdstartError", "StrictFailure", "ImportReport", "BadRow", "import_
 ROLE_MAP = {"system": "system", "human": "user", "gpt": "assistant"}
 #: The paper's image pixel limits (SFT: 40k–2M; SPEC 4).
 PIXEL_RULES = ViewRules(min_pixels=40_000, max_pixels=2_000_000)
-_SLOT = "<image>"
+#: The released data was recorded by the released loop: its edge-case rules (boxes
+#: clamped, ``observation_0`` = the original, any ``<grounding>`` makes a zoom) apply.
+DIALECT = get_dialect("minio3", preset="released")
+_SLOT = DIALECT.image_slot
 
 
 class ColdstartError(ValueError):
@@ -137,17 +141,16 @@ def convert_conversation(turns: Sequence[Mapping[str, Any]], num_images: int) ->
                             f"human first), got {turns[index]['from']!r}")
     if body[-1]["role"] != "assistant":
         raise _RowError("the conversation must end with a gpt turn")
-    slots = sum(m["content"].count(_SLOT) for m in messages)
+    slots = sum(DIALECT.count_slots(m["content"]) for m in messages)
     if slots != num_images:
         raise _RowError(f"{slots} {_SLOT} slots but {num_images} images")
-    if body[0]["content"].count(_SLOT) < 1:
+    if DIALECT.count_slots(body[0]["content"]) < 1:
         raise _RowError(f"the first human turn has no {_SLOT} slot")
     offset = len(messages) - len(body)
-    observations = body[0]["content"].count(_SLOT) - 1
+    observations = DIALECT.count_slots(body[0]["content"]) - 1
     for i in range(1, len(body), 2):
         text, index = body[i]["content"], i + offset
-        # clamp: the released loop clamped out-of-range boxes, and its data was recorded so
-        action = parse_action(text, dialect="minio3", num_observations=observations, clamp=True)
+        action = DIALECT.parse(text, num_observations=observations)
         last = i == len(body) - 1
         if last:
             if not isinstance(action, Answer):
@@ -156,7 +159,7 @@ def convert_conversation(turns: Sequence[Mapping[str, Any]], num_images: int) ->
             continue
         if isinstance(action, Answer):
             raise _RowError(f"turn {index}: answers before the last gpt turn")
-        images_next = body[i + 1]["content"].count(_SLOT)
+        images_next = DIALECT.count_slots(body[i + 1]["content"])
         if isinstance(action, Invalid):
             if not action.attempted:
                 raise _RowError(f"turn {index}: no action in the minio3 dialect ({action.reason})")
@@ -225,7 +228,8 @@ class _Images:
         except ImageError as e:
             raise _RowError(str(e)) from None
         try:
-            if model_size(img.width, img.height, self.rules) == img.size:
+            # within the pixel limits: reference the file (the processor snaps it to 28-px multiples itself)
+            if self.rules.min_pixels <= img.width * img.height <= self.rules.max_pixels:
                 if not written:
                     self.report.images_referenced += 1
                 return str(path)
