@@ -96,7 +96,7 @@ def episode_config(args: argparse.Namespace, max_turns: int):
 
 
 #: Flags a ``--protocol`` preset may fill (kept in step with minio3_ext.eval.protocol.PROTOCOL_DESTS).
-PROTOCOL_DESTS = ("k", "budgets", "temperature", "max_images", "judge_preset")
+PROTOCOL_DESTS = ("k", "budgets", "temperature", "max_images", "judge_preset", "preset")
 
 
 class _Default:
@@ -132,7 +132,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true")
     add_policy_args(parser)
     parser.add_argument("--protocol", default=None, metavar="{released,paper-curve}",
-                        help="preset: released = 12 turns, 12 images, Avg@32, temperature 1.0, released judge; "
+                        help="preset: released = 12 turns, 12 images, Avg@32, temperature 1.0, released judge and dialect preset; "
                         "paper-curve = budgets 4,8,16,32, Avg@32, temperature 1.0 (explicit flags override it)")
     parser.set_defaults(func=run, **{d: _Default(parser.get_default(d)) for d in PROTOCOL_DESTS})
 

@@ -5,7 +5,7 @@ explicitly on the command line wins over the preset's value:
 
 - ``released``: what the authors' released evaluation runs — 12 turns, 12 images per
   context, Avg@32 (``val_n=32``), temperature 1.0, the released judge
-  (:mod:`minio3_ext.judge.released`);
+  (:mod:`minio3_ext.judge.released`) and the released dialect preset (``--preset released``);
 - ``paper-curve``: the paper's accuracy-vs-turn-budget plot — budgets 4, 8, 16, 32
   (33 images: the original and one per turn), Avg@32, temperature 1.0.
 
@@ -29,7 +29,8 @@ class Protocol:
     name: str
     description: str
     settings: Mapping[str, Any] = field(default_factory=dict)
-    """argparse destinations → values (``k``, ``budgets``, ``temperature``, ``max_images``, ``judge_preset``)."""
+    """argparse destinations → values (``k``, ``budgets``, ``temperature``, ``max_images``, ``judge_preset``,
+    ``preset``)."""
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -37,7 +38,9 @@ PROTOCOLS: dict[str, Protocol] = {
         "released", "the released evaluation: 12 turns, 12 images, Avg@32, temperature 1.0, released judge",
         # Mini-o3 README: val_max_generation_round=12, val_limit_mm_per_prompt={'image': 12}, val_n=32,
         # val_do_sample=True at temperature 1.0; reward general_qa_tool (the released judge)
-        {"budgets": (12,), "max_images": 12, "k": 32, "temperature": 1.0, "judge_preset": "released"}),
+        # released edge cases too (boxes clamped, observation_0 = original, any <grounding> zooms)
+        {"budgets": (12,), "max_images": 12, "k": 32, "temperature": 1.0, "judge_preset": "released",
+         "preset": "released"}),
     "paper-curve": Protocol(
         "paper-curve", "the paper's accuracy-vs-turn-budget curve: budgets 4, 8, 16, 32, Avg@32, temperature 1.0",
         {"budgets": (4, 8, 16, 32), "max_images": 33, "k": 32, "temperature": 1.0}),
@@ -58,7 +61,7 @@ PAPER_K: dict[str, int] = {"VP hard": 32, "VP medium": 32, "VP easy": 32, "V*": 
 
 
 #: The settings a protocol may fill (argparse destinations of ``minio3 eval``).
-PROTOCOL_DESTS = ("k", "budgets", "temperature", "max_images", "judge_preset")
+PROTOCOL_DESTS = ("k", "budgets", "temperature", "max_images", "judge_preset", "preset")
 
 
 def apply_protocol(args: argparse.Namespace, explicit: Iterable[str] = ()) -> Protocol | None:

@@ -31,16 +31,18 @@ def _resolved(argv):
 
 def test_presets_and_explicit_flags_override():
     released = _resolved(["--protocol", "released"])
-    assert (released.budgets, released.max_images, released.k, released.temperature, released.judge_preset) == (
-        (12,), 12, 32, 1.0, "released")
+    assert (released.budgets, released.max_images, released.k, released.temperature, released.judge_preset,
+            released.preset) == ((12,), 12, 32, 1.0, "released", "released")
     config = eval_command.episode_config(released, max(released.budgets))
-    assert (config.max_turns, config.max_images) == (12, 12)
+    assert (config.max_turns, config.max_images, config.preset) == (12, 12, "released")
     curve = _resolved(["--protocol", "paper-curve", "--k", "4", "--temperature", "0.7"])
     assert (curve.budgets, curve.max_images, curve.k, curve.temperature) == ((4, 8, 16, 32), 33, 4, 0.7)
     # a flag given with its default value is still explicit
     assert _resolved(["--protocol", "released", "--k", "1", "--max-images", "33"]).k == 1
     plain = _resolved([])  # no protocol: the plain defaults
-    assert (plain.budgets, plain.k, plain.max_images, plain.judge_preset) == ((4, 8, 16, 32), 1, 33, None)
+    assert (plain.budgets, plain.k, plain.max_images, plain.judge_preset, plain.preset) == (
+        (4, 8, 16, 32), 1, 33, None, "strict")
+    assert _resolved(["--protocol", "released", "--preset", "strict"]).preset == "strict"
     assert set(eval_command.PROTOCOL_DESTS) >= {d for p in PROTOCOLS.values() for d in p.settings}
     with pytest.raises(ValueError, match="unknown --protocol"):
         _resolved(["--protocol", "paper"])
