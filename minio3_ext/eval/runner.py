@@ -43,7 +43,7 @@ from ..core.images import ImageBank, default_bank
 from .records import as_item
 
 __all__ = [
-    "Policy", "ContextLimitExceeded", "approx_tokens", "build_messages", "text_with_images", "run_episode",
+    "Policy", "ContextLimitExceeded", "ImageLimitExceeded", "approx_tokens", "build_messages", "text_with_images", "run_episode",
     "score_trajectory", "at_budget", "MAX_BUDGET_KEY",
 ]
 
@@ -54,6 +54,16 @@ MAX_BUDGET_KEY = "budget"
 class ContextLimitExceeded(Exception):
     """Raised by a policy when the conversation no longer fits the model's context
     (e.g. vLLM's 400 "maximum context length"): the episode ends as ``context_limit``."""
+
+
+class ImageLimitExceeded(Exception):
+    """Raised by a policy when the server takes no more images in one prompt (e.g.
+    vLLM's 400 "At most 4 image(s) may be provided in one prompt"): the episode ends as
+    ``image_limit``. ``limit`` is the server's limit when its message states it."""
+
+    def __init__(self, message: str = "", limit: int | None = None):
+        super().__init__(message)
+        self.limit = limit
 
 
 def approx_tokens(text: str) -> int:
@@ -115,11 +125,17 @@ async def run_episode(
     episode = Episode(original, config, first_view=first_view, token_counter=token_counter, prompt_tokens=prompt_tokens)
     turns: list[dict[str, Any]] = []
     obs_role = config.rules.observation_role
+    detail = None
     while not episode.done:
         try:
             text = await policy(messages)
-        except ContextLimitExceeded:
+        except ContextLimitExceeded as e:
             episode.terminate("context_limit")
+            detail = str(e) or None
+            break
+        except ImageLimitExceeded as e:
+            episode.terminate("image_limit")
+            detail = str(e) or None
             break
         if not isinstance(text, str):
             text = "" if text is None else str(text)
@@ -150,6 +166,7 @@ async def run_episode(
         "answer": summary["answer"],
         "termination_reason": summary["termination_reason"],
         "is_overturn": summary["is_overturn"],
+        "termination_detail": detail,
         "verdict": None,
         "scored": False,
     }

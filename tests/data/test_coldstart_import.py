@@ -14,7 +14,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from minio3_ext.cli import build_parser
+from minio3_ext.cli import main
 from minio3_ext.data.coldstart_import import ColdstartError, import_coldstart
 from minio3_ext.testing import build_processor
 
@@ -178,8 +178,7 @@ def test_verl_multiturn_sft_and_trl_collator_read_the_import(released_parquet, t
 
 
 def _run(argv):
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    return main(argv)  # as the console script runs it
 
 
 def test_cli_reports_bad_rows_and_strict_fails(released_parquet, tmp_path, capsys):

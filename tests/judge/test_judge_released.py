@@ -4,7 +4,6 @@ real OpenAI-compatible HTTP server (``minio3_ext.testing.fake_openai``)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import re
@@ -209,12 +208,9 @@ def test_trl_accuracy_reward_preset(judge_server, monkeypatch):
 
 
 def _judge_cli(argv):
-    from minio3_ext.commands import judge as judge_command
+    from minio3_ext.cli import main
 
-    parser = argparse.ArgumentParser(prog="minio3")
-    judge_command.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    return main(argv)
 
 
 def test_judge_check_preset_released(judge_server, capsys):
