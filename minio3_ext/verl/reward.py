@@ -36,14 +36,22 @@ __all__ = ["compute_score", "get_judge", "call_reward_fn", "RESULT_KEYS"]
 RESULT_KEYS = ("score", "acc", "format", "judged", "unscorable", "overturn")
 
 _ANSWER_RE = re.compile(r"<answer>.*?</answer>", re.DOTALL | re.IGNORECASE)
-_judges: dict[str | None, Judge] = {}
+_judge: Judge | None = None
+"""The judge of ``preset=None`` (``MINIO3_JUDGE_PRESET`` or hardened)."""
+_judges: dict[str, Judge] = {}
+"""Judges of explicitly named presets (``judge_preset`` reward kwarg)."""
 _judge_lock = threading.Lock()
 
 
 def get_judge(preset: str | None = None) -> Judge:
     """The process-wide judge (one per preset), configured from the environment on
     first use; ``preset=None`` takes ``MINIO3_JUDGE_PRESET`` or ``hardened``."""
+    global _judge
     with _judge_lock:
+        if preset is None:
+            if _judge is None:
+                _judge = Judge(JudgeConfig.from_env())
+            return _judge
         if preset not in _judges:
             _judges[preset] = Judge(JudgeConfig.from_env(preset=preset))
         return _judges[preset]
