@@ -161,8 +161,8 @@ def test_released_grounding_dialect_runs_through_trls_parsing_hooks(run_scripted
     text = tok.decode(out["completion_ids"][0][out["completion_mask"][0].bool()])
     from minio3_ext.core.dialect import get_dialect
 
-    words = get_dialect("minio3").split_slots(get_dialect("minio3").observation_text(0, 1))[0]  # the released words
-    assert text.startswith(g + "<|im_end|>\n<|im_start|>user\n" + words + "<|vision_start|>")
+    observation = get_dialect("minio3").observation_text(0, 1).split("<image>")[0]
+    assert text.startswith(g + "<|im_end|>\n<|im_start|>user\n" + observation)
     assert "<tool_response>" not in text and "<|image_pad|>" in text
     assert text.endswith(f"<answer>{solution}</answer><|im_end|>")
 
