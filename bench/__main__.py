@@ -22,6 +22,7 @@ BENCHMARKS = [
     "bench.image_bank",
     "bench.masked_grpo",
     "bench.judge",
+    "bench.trl_memory",
 ]
 
 _HEADER = ("what", "value", "baseline", "ratio", "goal", "ok")

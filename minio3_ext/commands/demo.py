@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from ._args import HelpFormatter, UserError, check_out_dir, int_range
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -21,12 +23,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run the full pipeline (SFT → masked GRPO → eval → report) on a tiny model, CPU, offline",
         description="Synthesise data, cold-start SFT and masked-GRPO a tiny offline Qwen2.5-VL, evaluate at "
                     "turn budgets 1/2/4/8, and write metrics.json, accuracy_vs_budget.png, trajectories.html.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--out", default=None, help="run folder (default runs/demo-<timestamp>)")
     parser.add_argument("--quick", action="store_true", help="shortened setting for CI (~1 minute)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    parser.add_argument("--grpo-steps", type=int, default=None, help="masked-GRPO steps (default 8; quick 1)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 2)")
+    parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=None, help="random seed (default 0)")
+    parser.add_argument("--grpo-steps", type=int_range(0, 100_000), default=None,
+                        help="masked-GRPO steps (default 8; quick 1)")
+    parser.add_argument("--threads", type=int_range(1, 1024), default=None, help="torch CPU threads (default 2)")
     parser.set_defaults(func=run)
 
 
@@ -40,8 +44,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = replace(cfg, **overrides)
     except ValueError as exc:
-        raise SystemExit(f"minio3 demo: {exc}") from exc
-    out = args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    paths = run_demo(out, cfg)
+        raise UserError(str(exc)) from None
+    out = check_out_dir(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}", "--out")
+    try:
+        paths = run_demo(out, cfg)
+    except KeyboardInterrupt:
+        raise UserError(f"interrupted; the partial run is in {out} (rerun to start again)", exit_code=130) from None
     print(f"metrics: {paths['metrics']}\nplot:    {paths['png']}\nhtml:    {paths['html']}")
     return 0

@@ -227,3 +227,17 @@ def test_environment_budget_must_match_the_config(trl_setup, tmp_path, monkeypat
     with pytest.raises(ValueError, match="EpisodeConfig.max_turns=4 differs from MaskedGRPOConfig.max_turns=2"):
         MaskedGRPOTrainer(model, reward_funcs=[AccuracyReward()], args=args, train_dataset=trl_setup["dataset"],
                           processing_class=processor, environment_factory=env)
+
+
+def test_buffered_pixels_wait_in_host_memory_in_the_vision_dtype(run_scripted):
+    """Issue 12 item 3: the generation batch's pixel_values are buffered on the CPU in the vision tower's dtype
+    (bf16 here, half of TRL's float32), and the training forward sees exactly those values."""
+    run = run_scripted(MaskedGRPOTrainer, prepare_model=lambda m: m.model.visual.to(torch.bfloat16))
+    out = run.outputs[0]
+    assert out["pixel_values"].dtype == torch.bfloat16 and out["pixel_values"].device.type == "cpu"
+    train_calls = [c for c in run.visual_calls if c["grad"]]
+    assert train_calls and all(c["pixels"].dtype == torch.bfloat16 for c in train_calls)
+    assert torch.equal(train_calls[0]["pixels"].float().sum(dim=1).sort().values,
+                       out["pixel_values"].float().sum(dim=1).sort().values)
+    changed = [k for k in run.before if not torch.equal(run.before[k], run.after[k])]
+    assert any("language_model" in k or "lm_head" in k for k in changed)
