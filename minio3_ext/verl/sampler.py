@@ -20,7 +20,10 @@ Every training batch it hands out also carries :func:`minio3_ext.verl.metrics.st
 (termination shares, masked / unscorable / live shares, turns, zooms, invalid actions,
 judge calls, live-only score and response length), which verl's trainer merges into the
 step's metrics (``metrics.update(...)`` on the sampler's second return value) and logs
-with its own logger.
+with its own logger. Caveat: verl's ``MetricsAggregator`` picks an aggregation by
+substring, and ``minio3/`` contains ``min``: with ``parameter_sync_step > 1``
+(``separate_async``) a step logs the minimum over its sub-steps instead of the mean. The
+sync trainer (one sub-step per step, the recipe's) logs them exactly.
 
 ``sampler_kwargs``: ``min_live_std`` (1e-4), ``filter_groups`` (true; false keeps the
 metrics without filtering), ``train_batch_size`` (sync only: prompts per step, needed

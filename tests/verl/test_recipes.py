@@ -102,3 +102,19 @@ def test_sft_launcher_honours_nodes_and_gpus(tmp_path):
     assert multi[5:7] == ["-m", "verl.trainer.sft_trainer"] and "model.external_lib=minio3_ext.verl.freeze_vision" in multi
     single = _fake_launch(tmp_path, "coldstart_sft.sh", {"NNODES": "1", "GPUS_PER_NODE": "2"})
     assert single[:3] == ["--standalone", "--nnodes=1", "--nproc_per_node=2"]
+
+
+def test_readme_verl_command_composes_in_main_ppo():
+    import re
+    import shlex
+
+    readme = (RECIPES.parents[1] / "README.md").read_text()
+    section = readme.split("## Use it from verl", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    command = section.split("python -m verl.trainer.main_ppo", 1)[1].replace("\\\n", " ").split("...", 1)[0]
+    command = re.sub(r"\$\(python -c 'import minio3_ext.verl as m; print\(m.config_path\(\"([\w.]+)\"\)\)'\)",
+                     lambda m: str(mv.config_path(m.group(1))), command)
+    overrides = shlex.split(command)
+    assert "trainer.v1.sampler.custom_sampler.path=pkg://minio3_ext.verl.sampler" in overrides
+    job = _job("verl.trainer.main_ppo", overrides)
+    assert job["actor_rollout_ref"]["actor"]["policy_loss"]["loss_mode"] == "masked_vanilla"
+    assert job["trainer"]["v1"]["sampler"]["custom_sampler"]["name"] == "LiveGroupReplayBuffer"
