@@ -155,3 +155,10 @@ def test_verls_builtin_filter_keeps_the_group_masking_emptied(transfer_queue):
 def test_unknown_sampler_option_is_named():
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['min_std'\]"):
         LiveGroupReplayBuffer("sync", {}, None, "drop", {"min_std": 1e-4, "train_batch_size": 2}, refill_fn=lambda n: n)
+
+
+def test_seq_mean_is_refused_when_verl_builds_the_buffer():
+    # before any worker starts: the trainer constructs its replay buffer in __init__
+    cfg = _cfg(["algorithm.adv_estimator=masked_grpo", "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"])
+    with pytest.raises(ValueError, match="loss_agg_mode=seq-mean-token-mean divides the loss"):
+        _build(cfg, lambda n: n)
