@@ -23,6 +23,7 @@ BENCHMARKS = [
     "bench.masked_grpo",
     "bench.judge",
     "bench.trl_memory",
+    "bench.eval_throughput",
 ]
 
 _HEADER = ("what", "value", "baseline", "ratio", "goal", "ok")

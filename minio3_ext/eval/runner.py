@@ -28,6 +28,7 @@ See :mod:`minio3_ext.eval.records` for the trajectory record these functions ret
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import math
 import os
@@ -116,8 +117,10 @@ async def run_episode(
     """
     item = as_item(row)
     bank = bank if bank is not None else default_bank()
-    original = bank.get(item["image"])
-    first_view = bank.first_view(item["image"])
+    # decoding, cropping and resizing run in worker threads: a 12M px original or a 2M px
+    # crop takes tens of milliseconds, which on the event loop would stall every episode in flight
+    original = await asyncio.to_thread(bank.get, item["image"])
+    first_view = await asyncio.to_thread(bank.first_view, item["image"])
     messages = build_messages(item["question"], first_view, config.rules, system_prompt)
     prompt_tokens = config.image_tokens(first_view.size)
     if token_counter is not None:
@@ -139,7 +142,7 @@ async def run_episode(
             break
         if not isinstance(text, str):
             text = "" if text is None else str(text)
-        obs = episode.step(text)
+        obs = await asyncio.to_thread(episode.step, text)
         messages.append({"role": "assistant", "content": [{"type": "text", "text": text}]})
         turn: dict[str, Any] = {
             "turn": episode.turns, "assistant": text, "action": _record(episode.records[-1]),
@@ -153,7 +156,8 @@ async def run_episode(
             if obs.image is not None:
                 turn["observation_index"] = obs.index
                 if crops_dir is not None:
-                    turn["observation_image"] = _save_crop(obs.image, crops_dir, item["id"], sample, obs.index)
+                    turn["observation_image"] = await asyncio.to_thread(
+                        _save_crop, obs.image, crops_dir, item["id"], sample, obs.index)
         turns.append(turn)
     summary = episode.summary()
     return {

@@ -22,6 +22,9 @@ Each override calls TRL first; every TRL internal it touches is listed in
   metrics recomputed over live rows.
 - ``_compute_loss``: row-normalised loss types (``grpo``, ``sapo``, ``luspo``,
   ``dr_grpo``) rescaled by rows / live rows of the generation batch.
+- ``_generate_and_score_completions`` / ``_prepare_inputs`` (``offload_buffered_pixels``):
+  the buffered generation batch keeps its ``pixel_values`` in host memory in the vision
+  tower's dtype; each micro-batch's share moves to the GPU when it trains.
 - ``_tool_call_loop`` / ``_generate_single_turn``: ranks stay in step. TRL runs one
   generation per tool iteration only on a rank that still has rollouts calling tools;
   every such generation may hold a collective (weight sync under ZeRO-3 with colocated
@@ -199,8 +202,8 @@ class MaskedGRPOTrainer(GRPOTrainer):
     def _colocate_generate_short_placeholders(self, generate, prompts, sampling_params=None, **kwargs):
         if sampling_params is None or not any(self._is_placeholder(p["prompt_token_ids"]) for p in prompts):
             return generate(prompts, sampling_params=sampling_params, **kwargs)
-        short = copy.copy(sampling_params)
-        short.max_tokens = 1
+        short = sampling_params.clone() if hasattr(sampling_params, "clone") else copy.copy(sampling_params)
+        short.max_tokens = 1  # vLLM takes one SamplingParams per prompt
         per_prompt = [short if self._is_placeholder(p["prompt_token_ids"]) else sampling_params for p in prompts]
         return generate(prompts, sampling_params=per_prompt, **kwargs)
 

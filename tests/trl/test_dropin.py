@@ -161,6 +161,18 @@ def test_defaults_without_tools_train_like_grpo_trainer(tiny_qwen_dir, tmp_path,
     assert log["loss"] == stock[0].state.log_history[0]["loss"]
 
 
+def test_plain_truncation_is_masked_only_when_asked(tiny_qwen_dir, tmp_path, silence):
+    model, processor = load_tiny_qwen(tiny_qwen_dir)
+    trainer = MaskedGRPOTrainer(model, reward_funcs=[distinct_chars], processing_class=processor,
+                                args=_args(MaskedGRPOConfig, tmp_path, max_completion_length=8,
+                                           mask_plain_truncation=True),
+                                train_dataset=_prompts("Say yes."))
+    trainer.train()
+    log = trainer.state.log_history[0]
+    assert log["minio3/termination/context_limit"] == 1.0 and log["minio3/masked_share"] == 1.0
+    assert log["loss"] == 0.0
+
+
 def test_masking_off_is_grpo_trainer_on_a_multi_reward_tool_run(tiny_qwen_dir, tmp_path, silence):
     turns = [[CALL, CALL, "<answer>no</answer>"], ["<answer>yes</answer>", CALL]]
     runs = []

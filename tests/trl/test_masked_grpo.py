@@ -159,7 +159,10 @@ def test_released_grounding_dialect_runs_through_trls_parsing_hooks(run_scripted
                                masked_group_advantages(REWARDS, ["g"] * 3, LIVE, epsilon=1e-4), rtol=0, atol=1e-6)
     tok = run.trainer.processing_class.tokenizer
     text = tok.decode(out["completion_ids"][0][out["completion_mask"][0].bool()])
-    assert text.startswith(g + "<|im_end|>\n<|im_start|>user\nAfter the above Action 0, here is the zoomed-in image")
+    from minio3_ext.core.dialect import get_dialect
+
+    observation = get_dialect("minio3").observation_text(0, 1).split("<image>")[0]
+    assert text.startswith(g + "<|im_end|>\n<|im_start|>user\n" + observation)
     assert "<tool_response>" not in text and "<|image_pad|>" in text
     assert text.endswith(f"<answer>{solution}</answer><|im_end|>")
 
