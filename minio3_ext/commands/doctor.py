@@ -32,11 +32,12 @@ from ._args import HelpFormatter, positive_float
 _VERL_PROBE = r"""
 import json, traceback
 import verl
-from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, POLICY_LOSS_REGISTRY
 from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
 from verl.experimental.agent_loop.tool_parser import ToolParser
 found = {
     "advantage estimator 'masked_grpo'": "masked_grpo" in ADV_ESTIMATOR_REGISTRY,
+    "policy loss 'masked_vanilla'": "masked_vanilla" in POLICY_LOSS_REGISTRY,
     "agent loop 'minio3_agent'": "minio3_agent" in _agent_loop_registry,
     "tool parser 'minio3'": "minio3" in ToolParser._registry,
 }
