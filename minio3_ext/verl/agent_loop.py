@@ -46,6 +46,13 @@ gradient with reward ``-p`` instead (``0`` = plain GRPO, the unmasked ablation).
 reward function is configured (``reward.custom_reward_function``), the loop scores
 in-loop, so that a trajectory the judge could not score is masked the same way
 instead of scoring 0.
+
+The context limit counts the response tokens (model turns + observations) against
+verl's response length by default; ``context_budget: N`` (agent-loop YAML) counts the
+whole context instead — prompt, responses and image tokens — and stops (masked,
+``context_limit``) when it reaches ``N`` (the released rule: ``32768 - 2000``;
+``config/agent_loop_released.yaml``). The per-turn cap stays
+``min(max_turn_tokens, remaining response budget)`` either way.
 """
 
 from __future__ import annotations
@@ -141,8 +148,8 @@ class MiniO3AgentLoop(ToolAgentLoop):
 
     def __init__(
         self, *args: Any, score_in_loop: bool = True, overturn_penalty: float | None = None,
-        max_turn_tokens: int = MAX_TURN_TOKENS, chat_template: str | None = None, name: str | None = None,
-        **kwargs: Any,
+        max_turn_tokens: int = MAX_TURN_TOKENS, chat_template: str | None = None,
+        context_budget: int | None = None, name: str | None = None, **kwargs: Any,
     ):
         options = {k: kwargs.pop(k) for k in list(kwargs) if k not in _BASE_KWARGS}
         super().__init__(*args, **kwargs)
@@ -167,8 +174,8 @@ class MiniO3AgentLoop(ToolAgentLoop):
         self.episode_config: EpisodeConfig = episode_config(
             merged, where=where, dialect=dialect, tools=tools,
             max_turns=self.max_assistant_turns or EpisodeConfig.max_turns,
-            # verl's own budget: response tokens (model output + observations)
-            max_context_tokens=self.response_length,
+            # verl's own budget: response tokens (model output + observations); or the whole context
+            max_context_tokens=context_budget or self.response_length,
         )
         rules = self.episode_config.rules
         self.dialect = rules.name
@@ -176,6 +183,9 @@ class MiniO3AgentLoop(ToolAgentLoop):
         self.tool_parser = tool_parser.parser_for(rules, self.tokenizer)
         # the system turn's tool block: the dialect's schemas (hermes), none for minio3
         self.tool_schemas = rules.tool_schemas() if rules.observation_role == "tool" else None
+        if context_budget is not None and context_budget < 1:
+            raise ValueError(f"{NAME}: context_budget={context_budget!r} must be a positive token count")
+        self.context_budget = context_budget
         self.reward_fn = get_custom_reward_fn(self.config) if score_in_loop else None
         if overturn_penalty is not None and (self.reward_fn is None or overturn_penalty < 0):
             raise ValueError(
@@ -271,12 +281,14 @@ class MiniO3AgentLoop(ToolAgentLoop):
             # the turn ran into the response budget: what it says past the cut is not trained on,
             # so it is not read (no answer, no action) and the trajectory ends as context_limit
             episode.act(Invalid("the turn did not fit in the response budget", attempted=False),
-                        context_tokens=self.response_length)
+                        context_tokens=self.episode_config.max_context_tokens)
             agent_data.tool_calls = []
             return AgentState.TERMINATED
         text = self.tokenizer.decode(agent_data.response_ids)  # what the parser read
         action = tool_parser.action_of_turn(episode, text, agent_data.tool_calls)
-        obs = episode.act(action, context_tokens=len(agent_data.response_mask), text=text)
+        # the whole context (prompt_ids holds prompt + responses, image tokens expanded) or the responses
+        used = len(agent_data.prompt_ids) if self.context_budget else len(agent_data.response_mask)
+        obs = episode.act(action, context_tokens=used, text=text)
         if obs is None:
             agent_data.tool_calls = []
             return AgentState.TERMINATED

@@ -23,7 +23,7 @@ from minio3_ext.core import load_image, resize_for_model
 from minio3_ext.core.dialect import get_dialect
 from minio3_ext.core.images import ViewRules
 from minio3_ext.verl.dataset import write_parquet
-from minio3_ext.verl.metrics import batch_metrics
+from minio3_ext.verl.metrics import batch_metrics, dataproto_step_metrics
 
 MAX_TURNS = 3
 IM_END = "<|im_end|>"
@@ -111,6 +111,13 @@ def test_three_trajectories_through_verl_agent_loop_worker(dialect, tiny_qwen_di
     step = batch_metrics([{k: out.non_tensor_batch[k][i] for k in keys} for i in range(3)])
     assert step["minio3/invalid_rate"] == pytest.approx(2 / 9) and step["minio3/turns"] == 3.0
     assert step["minio3/answered"] == pytest.approx(2 / 3)
+    # the legacy trainer's batch: the same per-step scalars, live-only means beside verl's
+    legacy = dataproto_step_metrics(out)
+    assert legacy["minio3/masked"] == pytest.approx(1 / 3) and legacy["minio3/live_share"] == pytest.approx(2 / 3)
+    assert legacy["minio3/judge_calls"] == 2.0 and legacy["minio3/invalid_actions"] == pytest.approx(2 / 3)
+    assert legacy["minio3/live/score/mean"] == 1.0  # verl's critic/score/mean: 2/3 (the masked row as 0)
+    lengths = out.batch["attention_mask"][:, -out.batch["responses"].shape[-1]:].sum(-1)
+    assert legacy["minio3/live/response_length/mean"] == pytest.approx(float(lengths[[0, 2]].float().mean()))
 
     # chained crops reached the model as images, cut from the raw file
     answers = server.calls["answers"]

@@ -21,6 +21,9 @@ def test_every_seam_holds_in_the_installed_verl(seam):
     obj = compat.resolve(seam)
     if seam.params is not None:
         assert tuple(inspect.signature(obj).parameters) == seam.params
+
+
+def test_no_problems_reported():
     assert compat.problems() == []
 
 
@@ -59,3 +62,32 @@ def test_a_changed_signature_is_reported(monkeypatch):
     monkeypatch.setattr(ToolAgentLoop, "_handle_generating_state", changed)
     (problem,) = compat.problems()
     assert "_handle_generating_state takes" in problem and "ignore_termination" in problem
+
+
+def test_agent_data_carries_the_attributes_the_loop_uses():
+    from verl.experimental.agent_loop.tool_agent_loop import AgentData
+
+    source = inspect.getsource(AgentData.__init__)
+    missing = [a for a in compat.AGENT_DATA_ATTRS if f"self.{a} " not in source and f"self.{a}:" not in source]
+    assert not missing
+    # the private schema attribute: set by the pending handler, read with a fallback when rendering
+    from verl.experimental.agent_loop.tool_agent_loop import ToolAgentLoop
+
+    loop_source = inspect.getsource(ToolAgentLoop)
+    assert f"agent_data.{compat.ACTIVE_TOOL_SCHEMAS} =" in loop_source
+    assert f'getattr(agent_data, "{compat.ACTIVE_TOOL_SCHEMAS}"' in loop_source
+
+
+def test_replay_buffer_state_the_filter_reads():
+    from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
+
+    buf = ReplayBuffer("sync", {}, None, "drop", {})
+    for attr in compat.REPLAY_BUFFER_ATTRS:
+        assert hasattr(buf, attr), attr
+
+
+def test_a_missing_seam_is_named(monkeypatch):
+    extra = compat.Seam("verl.trainer.ppo.core_algos", "no_such_function", None, "nobody")
+    monkeypatch.setattr(compat, "SEAMS", compat.SEAMS + (extra,))
+    (problem,) = compat.problems()
+    assert "no_such_function is missing" in problem and "nobody" in problem
