@@ -89,7 +89,8 @@ class NestedItem:
     """Brightness of the frames (near white)."""
     checker: tuple[int, int, int]
     """(x, y, side) of the checker in the innermost region's pixels (even values)."""
-    phase: int
+    phase: int = 0
+    """Which of the two colours sits on even pixels (fixed: the colour maps to one linear image feature)."""
 
     @property
     def side(self) -> int:
@@ -121,14 +122,14 @@ def make_item(seed: int, index: int, depth: int, *, layout: str = "centre", view
     if colour not in COLOURS:
         raise ValueError(f"nested_zoom: colour must be one of {COLOUR_NAMES}, got {colour!r}")
     quadrants = tuple(-1 if layout == "centre" else rng.randrange(4) for _ in range(depth))
-    side = 2 * rng.randrange(view // 8, view // 4 + 1)  # view/4 .. view/2, even
+    side = 2 * rng.randrange(view // 4, 3 * view // 8 + 1)  # view/2 .. 3·view/4, even
     margin = 4
     x = 2 * rng.randrange(margin // 2, (view - margin - side) // 2 + 1)
     y = 2 * rng.randrange(margin // 2, (view - margin - side) // 2 + 1)
     return NestedItem(
         colour=colour, depth=depth, layout=layout, view=view, quadrants=quadrants,
         background=rng.randrange(70, 111), fills=tuple(rng.randrange(100, 161) for _ in range(depth)),
-        frame=rng.randrange(220, 256), checker=(x, y, side), phase=rng.randrange(2),
+        frame=rng.randrange(220, 256), checker=(x, y, side), phase=0,
     )
 
 
@@ -191,7 +192,9 @@ def generate(out_dir: PathLike, n: int, *, seed: int = 0, depths: Sequence[int] 
              view: int = VIEW, split: str = "train") -> Path:
     """Write ``n`` rows to ``out_dir/rows.jsonl`` and PNGs to ``out_dir/images/``.
 
-    Depths cycle through ``depths`` (balanced); colours are drawn per item. Image
+    Depths cycle through ``depths``, and within each depth the colours cycle through a
+    seeded order, so ``n`` a multiple of ``4 · len(depths)`` is balanced (a constant
+    guess then scores exactly chance). Image
     paths in the JSONL are relative to ``out_dir`` (see :func:`load_rows`). Returns
     the JSONL path.
     """
@@ -206,9 +209,12 @@ def generate(out_dir: PathLike, n: int, *, seed: int = 0, depths: Sequence[int] 
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     path = out / "rows.jsonl"
+    order = list(COLOUR_NAMES)
+    random.Random(f"nested_zoom:colours:{seed}").shuffle(order)
     with open(path, "w", encoding="utf-8") as f:
         for index in range(n):
-            item = make_item(seed, index, depths[index % len(depths)], layout=layout, view=view)
+            colour = order[(index // len(depths) + index % len(depths)) % len(order)]
+            item = make_item(seed, index, depths[index % len(depths)], layout=layout, view=view, colour=colour)
             doc_id = f"nz-{split}-s{seed}-{index:05d}"
             relpath = f"images/{doc_id}.png"
             render(item).save(out / relpath, format="PNG")

@@ -79,6 +79,14 @@ def test_generate_is_deterministic_by_seed_and_rows_are_complete(tmp_path):
     assert all(r["images"][0].endswith(".png") and r["width"] == 56 * 2 ** r["depth"] for r in rows)
 
 
+def test_colours_are_balanced_within_each_depth(tmp_path):
+    from collections import Counter
+
+    rows = load_rows(generate(tmp_path, 24, seed=2, depths=(1, 2, 3)))
+    counts = Counter((r["depth"], r["solution"]) for r in rows)
+    assert set(counts.values()) == {2} and len(counts) == 12
+
+
 def test_bad_arguments_name_the_problem():
     with pytest.raises(ValueError, match="depth"):
         make_item(0, 0, 0)
