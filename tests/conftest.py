@@ -37,3 +37,25 @@ def tiny_qwen_dir(tmp_path_factory) -> Path:
     from minio3_ext.testing import save_tiny_qwen
 
     return save_tiny_qwen(tmp_path_factory.mktemp("tiny_qwen"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def plugin_tool_site(tmp_path_factory) -> Path:
+    """``tests/plugin_pkg`` (a separate package registering the ``equalize`` image tool
+    through the ``minio3_ext.tools`` entry point) pip-installed into its own folder.
+
+    Put the folder on ``PYTHONPATH`` of a subprocess (or ``sys.path``) to have the tool
+    installed there, exactly as a user's ``pip install`` would.
+    """
+    import subprocess
+    import sys
+
+    site = tmp_path_factory.mktemp("plugin_site")
+    src = Path(__file__).parent / "plugin_pkg"
+    build = tmp_path_factory.mktemp("plugin_build")
+    import shutil
+
+    shutil.copytree(src, build / "pkg")  # keep build artefacts out of the source tree
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(build / "pkg")], check=True)
+    return site

@@ -37,7 +37,13 @@ def add_policy_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", required=True, help="model name as the endpoint knows it")
     g.add_argument("--api-key", default="EMPTY")
     g.add_argument("--dialect", choices=("minio3", "hermes"), default="minio3")
-    g.add_argument("--coords", choices=("relative", "thousand", "pixel"), default="relative")
+    g.add_argument("--coords", choices=("relative", "thousand", "pixel"), default="relative",
+                   help="coordinate system the prompt describes and boxes are read in")
+    g.add_argument("--preset", choices=("strict", "released"), default="strict",
+                   help="edge-case semantics: 'released' = the released code's (clamp, observation_0, "
+                        "grounding wins, released numbering); use it to evaluate the released checkpoint")
+    g.add_argument("--tools", default="zoom",
+                   help="comma-separated image tools the model may call (registered tools, e.g. zoom,rotate)")
     g.add_argument("--temperature", type=float, default=1.0)
     g.add_argument("--max-tokens", type=int, default=8192, help="per-turn completion budget")
     g.add_argument("--timeout", type=float, default=600.0, help="seconds per policy request")
@@ -83,7 +89,8 @@ def episode_config(args: argparse.Namespace, max_turns: int):
     from minio3_ext.core.episode import EpisodeConfig
 
     return EpisodeConfig(max_turns=max_turns, max_images=args.max_images, max_context_tokens=args.max_context_tokens,
-                         dialect=args.dialect, coords=args.coords)
+                         dialect=args.dialect, coords=args.coords, preset=args.preset,
+                         tools=tuple(t.strip() for t in args.tools.split(",") if t.strip()))
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

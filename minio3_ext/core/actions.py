@@ -68,15 +68,6 @@ class Invalid:
 
 Action = Zoom | ToolCall | Answer | Invalid
 
-# case-insensitive like answers.extract_answer, so the reward and the episode agree
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
-_ANSWER_OPEN_RE = re.compile(r"<answer>", re.IGNORECASE)
-_TAGS = {
-    "minio3": ("<grounding>", "</grounding>"),
-    "hermes": ("<tool_call>", "</tool_call>"),
-}
-
-
 def parse_source(value: Any, num_observations: int | None) -> str:
     """Validate a source name: ``original_image`` or ``observation_i`` (1-based)."""
     if value is None:
@@ -159,27 +150,6 @@ def _preview(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _action_from_call(
-    name: Any, args: Any, *, num_observations, coords, view_sizes, clamp,
-) -> Action:
-    if not isinstance(args, Mapping):
-        return Invalid(f"tool arguments must be a JSON object, got {type(args).__name__}")
-    try:
-        source = parse_source(args.get("source"), num_observations)
-        if name == "zoom":
-            bbox_value = args["bbox_2d"] if "bbox_2d" in args else args.get("bbox")
-            if bbox_value is None:
-                raise ActionError("missing 'bbox_2d': give [x0, y0, x1, y1]")
-            view = (view_sizes or {}).get(source)
-            return Zoom(parse_bbox(bbox_value, coords=coords, view_size=view, clamp=clamp), source)
-    except ActionError as e:
-        return Invalid(str(e))
-    if not isinstance(name, str) or not name:
-        return Invalid("tool call is missing its 'name'")
-    # the source travels in ToolCall.source, not twice
-    return ToolCall(name, {k: v for k, v in args.items() if k != "source"}, source)
-
-
 def parse_action(
     text: str,
     *,
@@ -189,69 +159,21 @@ def parse_action(
     view_sizes: Mapping[str, tuple[int, int]] | None = None,
     clamp: bool = False,
 ) -> Action:
-    """Parse one assistant turn. Never raises.
-
-    The first action tag in the text wins. In the ``minio3`` dialect a
-    ``<grounding>`` body is zoom arguments; ``<tool_call>`` (Hermes) is accepted in
-    both dialects so that other registered tools can be called.
+    """Parse one assistant turn (shorthand for :meth:`minio3_ext.core.dialect.Dialect.parse`). Never raises.
 
     >>> parse_action('<think>top left</think><grounding>{"source": "original_image", "bbox_2d": [0, 0, 0.5, 0.5]}</grounding>')
     Zoom(bbox=(0.0, 0.0, 0.5, 0.5), source='original_image')
     >>> parse_action("<answer>blue</answer>")
     Answer(text='blue')
     """
-    if not isinstance(text, str):
-        return Invalid(f"model output must be text, got {type(text).__name__}", attempted=False)
-    if dialect not in DIALECTS:
-        raise ValueError(f"unknown dialect {dialect!r}; expected one of {DIALECTS}")
-    if coords not in COORD_SYSTEMS:
-        raise ValueError(f"unknown coordinate system {coords!r}; expected one of {COORD_SYSTEMS}")
-    kw = dict(num_observations=num_observations, coords=coords, view_sizes=view_sizes, clamp=clamp)
-    answer_open = _ANSWER_OPEN_RE.search(text)
-    candidates = [(answer_open.start() if answer_open else -1, "answer"), (text.find("<tool_call>"), "hermes")]
-    if dialect == "minio3":
-        candidates.append((text.find("<grounding>"), "minio3"))
-    found = sorted((pos, kind) for pos, kind in candidates if pos >= 0)
-    if not found:
-        how = "<grounding>{...}</grounding>" if dialect == "minio3" else "a zoom tool call"
-        return Invalid(f"no action found: zoom with {how} or give <answer>...</answer>", attempted=False)
-    pos, kind = found[0]
-    if kind == "answer":
-        m = _ANSWER_RE.search(text, pos)
-        if m is None:
-            return Invalid("unterminated <answer>: close it with </answer>")
-        return Answer(m.group(1).strip())
-    open_tag, close_tag = _TAGS[kind]
-    body_start = pos + len(open_tag)
-    end = text.find(close_tag, body_start)
-    body = text[body_start:] if end < 0 else text[body_start:end]
-    try:
-        obj = loads_tolerant(body)
-    except JsonishError as e:
-        return Invalid(f"could not read the action: {e}")
-    if kind == "minio3":
-        return _action_from_call("zoom", obj, **kw)
-    args = obj.get("arguments", {})
-    if isinstance(args, str):
-        try:
-            args = loads_tolerant(args)
-        except JsonishError as e:
-            return Invalid(f"could not read the tool arguments: {e}")
-    return _action_from_call(obj.get("name"), args, **kw)
+    from .dialect import get_dialect
+
+    d = get_dialect(dialect, coords=coords, clamp=clamp)
+    return d.parse(text, num_observations=num_observations, view_sizes=view_sizes)
 
 
 def render_action(action: Action, dialect: str = "minio3") -> str:
     """Render an action as the model would write it (inverse of :func:`parse_action`)."""
-    if dialect not in DIALECTS:
-        raise ValueError(f"unknown dialect {dialect!r}; expected one of {DIALECTS}")
-    if isinstance(action, Answer):
-        return f"<answer>{action.text}</answer>"
-    if isinstance(action, Zoom):
-        args = {"bbox_2d": list(action.bbox), "source": action.source}
-        if dialect == "minio3":
-            return "<grounding>" + json.dumps(args) + "</grounding>"
-        return "<tool_call>" + json.dumps({"name": "zoom", "arguments": args}) + "</tool_call>"
-    if isinstance(action, ToolCall):
-        args = {**action.arguments, "source": action.source}
-        return "<tool_call>" + json.dumps({"name": action.name, "arguments": args}) + "</tool_call>"
-    raise TypeError(f"cannot render {type(action).__name__}")
+    from .dialect import get_dialect
+
+    return get_dialect(dialect).render(action)

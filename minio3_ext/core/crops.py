@@ -19,6 +19,9 @@ class CropRules:
     """Smallest allowed crop side after clamping (released code: 1 px)."""
     max_aspect_ratio: float = 200.0
     """Crops whose long/short side ratio reaches this are rejected."""
+    clamp_to_last_pixel: bool = False
+    """Clamp the right/bottom edge to ``w - 1`` / ``h - 1`` as the released code does (its
+    clamp option); the default clamps to ``w`` / ``h``, so ``[0, 0, 1, 1]`` is the whole image."""
 
     def __post_init__(self) -> None:
         if self.min_side < 1:
@@ -37,8 +40,9 @@ def box_to_pixels(
     """
     x0, y0, x1, y1 = bbox
     px = [int(x0 * width), int(y0 * height), int(x1 * width), int(y1 * height)]
-    px0, py0 = min(max(px[0], 0), width), min(max(px[1], 0), height)
-    px1, py1 = min(max(px[2], 0), width), min(max(px[3], 0), height)
+    hi_x, hi_y = (width - 1, height - 1) if rules.clamp_to_last_pixel else (width, height)
+    px0, py0 = min(max(px[0], 0), hi_x), min(max(px[1], 0), hi_y)
+    px1, py1 = min(max(px[2], 0), hi_x), min(max(px[3], 0), hi_y)
     if px1 - px0 < rules.min_side or py1 - py0 < rules.min_side:
         raise ActionError(
             f"the box covers {max(px1 - px0, 0)}x{max(py1 - py0, 0)} pixels of a {width}x{height} image; "

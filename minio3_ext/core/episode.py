@@ -1,22 +1,23 @@
 """One visual-search episode as a state machine (SPEC 1, 3).
 
-Feed it the model's turns with :meth:`Episode.step`; it parses the action, runs the
-tool on the raw source image, returns the next observation, and ends the episode
-with a recorded ``termination_reason`` when the policy answers, stops, or a budget
-runs out. Both framework adapters drive this class.
+Feed it the model's turns with :meth:`Episode.step` (text; the episode's dialect parses
+it) or :meth:`Episode.act` (an action a framework already parsed); it runs the tool on
+the raw source image, returns the next observation, and ends the episode with a
+recorded ``termination_reason`` when the policy answers, stops, or a budget runs out.
+Both framework adapters drive this class and ask it, not a copy, when an episode ended.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 from PIL import Image
 
-from . import prompts
-from .actions import COORD_SYSTEMS, DIALECTS, ORIGINAL, ActionError, Answer, Invalid, ToolCall, Zoom, parse_action
+from .actions import COORD_SYSTEMS, ORIGINAL, ActionError, Answer, Invalid, ToolCall, Zoom
 from .crops import CropRules
+from .dialect import DIALECTS, PRESETS, Dialect, get_dialect, interleave
 from .images import ViewRules, resize_for_model
 from .tools import ZoomTool, get_tool
 
@@ -41,9 +42,19 @@ class EpisodeConfig:
     max_context_tokens: int | None = 32_768
     """Context budget in tokens; ``None`` disables the check."""
     dialect: str = "minio3"
+    """``minio3`` (the released ``<grounding>`` words) or ``hermes`` (``<tool_call>``)."""
     coords: str = "relative"
-    clamp: bool = False
-    """Clamp out-of-range boxes (released behaviour) instead of rejecting them."""
+    preset: str = "strict"
+    """Edge-case semantics: ``strict`` or ``released`` (see :mod:`minio3_ext.core.dialect`)."""
+    clamp: bool | None = None
+    """Clamp out-of-range boxes after scaling (released behaviour) instead of rejecting
+    them; ``None`` takes the preset's value."""
+    observation_zero: bool | None = None
+    """``observation_0`` names the original (released); ``None``: the preset's value."""
+    grounding_wins: bool | None = None
+    """Any ``<grounding>`` makes a turn a zoom (released); ``None``: the preset's value."""
+    released_numbering: bool | None = None
+    """Observation number = action index + 1 (released); ``None``: the preset's value."""
     masked_reasons: frozenset[str] = OVERTURN_REASONS
     tools: tuple[str, ...] = ("zoom",)
     crop: CropRules = CropRules()
@@ -60,6 +71,8 @@ class EpisodeConfig:
             raise ValueError(f"EpisodeConfig.dialect must be one of {DIALECTS}, got {self.dialect!r}")
         if self.coords not in COORD_SYSTEMS:
             raise ValueError(f"EpisodeConfig.coords must be one of {COORD_SYSTEMS}, got {self.coords!r}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"EpisodeConfig.preset must be one of {tuple(PRESETS)}, got {self.preset!r}")
         if self.max_context_tokens is not None and self.max_context_tokens < 1:
             raise ValueError(f"EpisodeConfig.max_context_tokens must be >= 1 or None, got {self.max_context_tokens}")
         if self.image_patch < 1:
@@ -70,7 +83,18 @@ class EpisodeConfig:
         if unknown:
             raise ValueError(f"EpisodeConfig.masked_reasons: unknown reasons {sorted(unknown)}; expected from {TERMINATION_REASONS}")
         object.__setattr__(self, "masked_reasons", frozenset(self.masked_reasons))
-        object.__setattr__(self, "tools", tuple(self.tools))
+        tools = tuple(dict.fromkeys(self.tools))
+        object.__setattr__(self, "tools", tools if "zoom" in tools else ("zoom",) + tools)
+        if self.rules.clamp and not self.crop.clamp_to_last_pixel:
+            # the released code clamps into [0, w-1] after scaling; the option travels to the crop
+            object.__setattr__(self, "crop", replace(self.crop, clamp_to_last_pixel=True))
+
+    @property
+    def rules(self) -> Dialect:
+        """The conversation's rule set (tags, prompts, parsing, numbering) for this config."""
+        return get_dialect(self.dialect, coords=self.coords, preset=self.preset, tools=self.tools,
+                           clamp=self.clamp, observation_zero=self.observation_zero,
+                           grounding_wins=self.grounding_wins, released_numbering=self.released_numbering)
 
     def image_tokens(self, size: tuple[int, int]) -> int:
         return math.ceil(size[0] / self.image_patch) * math.ceil(size[1] / self.image_patch)
@@ -87,6 +111,19 @@ class Observation:
     index: int | None = None
     """Observation number (``observation_<index>``), ``None`` after an error."""
     error: str | None = None
+    tool: str = "zoom"
+    """The tool whose result (or error) this is."""
+    dialect: Dialect | None = None
+
+    def parts(self) -> list:
+        """The turn's content in order: text pieces and the image at its slot."""
+        d = self.dialect or get_dialect()
+        return interleave(d.split_slots(self.text), [self.image] if self.image is not None else [])
+
+    def text_only(self, image_note: str = "") -> str:
+        """The text with the image slot replaced by ``image_note``."""
+        d = self.dialect or get_dialect()
+        return image_note.join(d.split_slots(self.text))
 
 
 @dataclass
@@ -168,6 +205,19 @@ class Episode:
             self.termination_reason = reason
 
     # -- the loop ------------------------------------------------------------
+    @property
+    def dialect(self) -> Dialect:
+        return self.config.rules
+
+    def parse(self, model_text: str):
+        """The action in ``model_text`` as this episode reads it (sources and sizes known so far)."""
+        return self.dialect.parse(model_text, num_observations=self.num_observations, view_sizes=self._view_sizes)
+
+    def parse_call(self, name, arguments):
+        """The action of a tool call a framework already parsed."""
+        return self.dialect.parse_call(name, arguments, num_observations=self.num_observations,
+                                       view_sizes=self._view_sizes)
+
     def step(self, model_text: str, *, context_tokens: int | None = None) -> Observation | None:
         """Consume one assistant turn; return the next observation or ``None`` when done.
 
@@ -176,12 +226,16 @@ class Episode:
         """
         if self.done:
             raise RuntimeError(f"episode already ended ({self.termination_reason})")
+        return self.act(self.parse(model_text), context_tokens=context_tokens, text=model_text)
+
+    def act(self, action, *, context_tokens: int | None = None, text: str | None = None) -> Observation | None:
+        """Consume one assistant turn whose action is already parsed (one turn, whatever the
+        number of calls the framework saw in it). ``text`` is the turn's text when known
+        (for the running token count); ``None`` counts nothing unless ``context_tokens``."""
+        if self.done:
+            raise RuntimeError(f"episode already ended ({self.termination_reason})")
         self.turns += 1
-        context_full = self._count(model_text, context_tokens)
-        action = parse_action(
-            model_text, dialect=self.config.dialect, num_observations=self.num_observations,
-            coords=self.config.coords, view_sizes=self._view_sizes, clamp=self.config.clamp,
-        )
+        context_full = self._count(text or "", context_tokens)
         if isinstance(action, Answer):
             self.answer = action.text
             self.records.append(TurnRecord(self.turns, "answer"))
@@ -235,10 +289,11 @@ class Episode:
             kind = action.name
         self.records.append(TurnRecord(self.turns, kind, getattr(action, "source", None), error=getattr(action, "reason", None)))
 
-    def _error(self, message: str) -> Observation:
+    def _error(self, message: str, tool: str = "zoom") -> Observation:
         self.invalid_actions += 1
         self.records.append(TurnRecord(self.turns, "invalid", error=message))
-        return Observation(prompts.error_text(self.turns - 1, message), error=message)
+        return Observation(self.dialect.error_text(self.turns - 1, message, tool), error=message, tool=tool,
+                           dialect=self.dialect)
 
     def _execute(self, action: Zoom | ToolCall) -> Observation:
         tool = self._tools.get(action.name)
@@ -247,11 +302,14 @@ class Episode:
         try:
             args = {"bbox_2d": action.bbox} if isinstance(action, Zoom) else tool.check_arguments(action.arguments)
         except (ActionError, ValueError, TypeError, KeyError, ArithmeticError) as e:  # model-written arguments never crash a rollout
-            return self._error(str(e) if isinstance(e, ActionError) else f"invalid arguments for {action.name!r}: {e}")
+            return self._error(str(e) if isinstance(e, ActionError) else f"invalid arguments for {action.name!r}: {e}",
+                               action.name)
         try:
             result = tool.apply(self._raw[action.source], args)
         except ActionError as e:
-            return self._error(str(e))
+            return self._error(str(e), action.name)
+        except Exception as e:  # a third-party tool's bug is an error turn, never a crashed rollout
+            return self._error(f"the {action.name} tool failed: {type(e).__name__}: {e}", action.name)
         self.num_observations += 1
         self.tool_calls += 1
         name = f"observation_{self.num_observations}"
@@ -268,9 +326,8 @@ class Episode:
         else:
             self._origin[name] = None
         self.records.append(TurnRecord(self.turns, action.name, action.source, result.box, box_orig))
-        text = prompts.observation_text(self.turns - 1, observation_index=self.num_observations,
-                                        dialect=self.config.dialect)
-        return Observation(text, view, self.num_observations)
+        text = self.dialect.observation_text(self.turns - 1, self.num_observations, action.name)
+        return Observation(text, view, self.num_observations, tool=action.name, dialect=self.dialect)
 
     # -- reporting -------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 __all__ = ["ImageError", "ViewRules", "load_image", "to_rgb", "resize_for_model", "ImageBank"]
 
@@ -42,10 +42,16 @@ class ViewRules:
     max_aspect_ratio: float = 200.0
     first_resample: str = "lanczos"
     observation_resample: str = "nearest"
+    factor: int = 28
+    """Every model-facing side is a multiple of this (Qwen2.5-VL: 14-px patches merged 2×2),
+    so a processor's ``smart_resize`` leaves views unchanged and the image-token count
+    cannot differ between generation and training. 1 disables snapping."""
 
     def __post_init__(self) -> None:
         if not 0 < self.min_pixels <= self.max_pixels:
             raise ValueError(f"ViewRules: need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")
+        if self.factor < 1 or self.factor * self.factor * 4 > self.max_pixels:
+            raise ValueError(f"ViewRules.factor must be >= 1 and leave room under max_pixels, got {self.factor}")
         for key in ("first_resample", "observation_resample"):
             if getattr(self, key) not in _RESAMPLE:
                 raise ValueError(f"ViewRules.{key}: expected one of {sorted(_RESAMPLE)}, got {getattr(self, key)!r}")
@@ -70,7 +76,11 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def load_image(path: PathLike, *, max_decode_pixels: int = 250_000_000, max_aspect_ratio: float | None = None) -> Image.Image:
-    """Decode ``path`` fully into an RGB image, EXIF orientation applied.
+    """Decode ``path`` fully into an RGB image, stored pixel order (EXIF orientation ignored).
+
+    One orientation rule on every path: verl's ``fetch_image``, the processors and the
+    released code all ignore EXIF orientation, so the bank, every first view and every
+    export do too; boxes are then cut from the same raw pixels the model was shown.
 
     Raises :class:`ImageError` naming the file for anything unusable: missing,
     not an image, truncated, larger than ``max_decode_pixels`` (decompression bombs;
@@ -89,8 +99,6 @@ def load_image(path: PathLike, *, max_decode_pixels: int = 250_000_000, max_aspe
         if getattr(im, "n_frames", 1) > 1:
             im.seek(0)
         im.load()  # single-frame files close their file handle here
-        # in place: exif_transpose would otherwise copy every un-rotated image
-        ImageOps.exif_transpose(im, in_place=True)
         img = to_rgb(im)
         if img is not im:
             im.close()
@@ -112,19 +120,57 @@ def load_image(path: PathLike, *, max_decode_pixels: int = 250_000_000, max_aspe
 
 
 def model_size(width: int, height: int, rules: ViewRules) -> tuple[int, int]:
-    """The size an image of ``width``×``height`` is shown to the model at."""
+    """The size an image of ``width``×``height`` is shown to the model at.
+
+    Released rules (shrink or enlarge by √(area ratio) into [min_pixels, max_pixels],
+    shortest side ≥ ``min_side``), then each side snapped to a multiple of
+    ``rules.factor`` without leaving the pixel range — the fixed point of Qwen2.5-VL's
+    ``smart_resize`` for any limits that contain [min_pixels, max_pixels].
+    """
     area = width * height
+    w, h = float(width), float(height)
     if area > rules.max_pixels:
         s = math.sqrt(rules.max_pixels / area)
-        width, height = max(1, int(width * s)), max(1, int(height * s))
+        w, h = width * s, height * s
     elif area < rules.min_pixels:
         s = math.sqrt(rules.min_pixels / area)
-        width, height = math.ceil(width * s), math.ceil(height * s)
-    short = min(width, height)
+        w, h = width * s, height * s
+    short = min(w, h)
     if short < rules.min_side:
         s = rules.min_side / short
-        width, height = math.ceil(width * s), math.ceil(height * s)
-    return width, height
+        w, h = w * s, h * s
+    f = rules.factor
+    if f == 1:
+        if area > rules.max_pixels:
+            return max(1, int(w)), max(1, int(h))
+        return max(1, math.ceil(w - 1e-9)), max(1, math.ceil(h - 1e-9))
+    fw, fh = max(f, round(w / f) * f), max(f, round(h / f) * f)
+    if fw * fh > rules.max_pixels:
+        fw, fh = max(f, math.floor(w / f) * f), max(f, math.floor(h / f) * f)
+        while fw * fh > rules.max_pixels:  # only when a side was raised to one factor
+            if fw >= fh:
+                fw -= f
+            else:
+                fh -= f
+    elif fw * fh < rules.min_pixels:
+        fw, fh = math.ceil(w / f) * f, math.ceil(h / f) * f
+        while fw * fh < rules.min_pixels:
+            if fw <= fh:
+                fw += f
+            else:
+                fh += f
+    if max(fw, fh) / min(fw, fh) >= rules.max_aspect_ratio > max(w, h) / min(w, h):
+        # rounding the short side down made the view too elongated (processors refuse ≥ 200): round it up
+        if fw < fh:
+            fw = math.ceil(w / f) * f
+        else:
+            fh = math.ceil(h / f) * f
+        while fw * fh > rules.max_pixels:
+            if fw >= fh:
+                fw -= f
+            else:
+                fh -= f
+    return fw, fh
 
 
 def resize_for_model(img: Image.Image, rules: ViewRules = ViewRules(), *, first: bool = False) -> Image.Image:

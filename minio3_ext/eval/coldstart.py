@@ -103,9 +103,9 @@ def load_exemplars(
 def _replay(name: str, turns: Sequence[str], original: Image.Image, question: str, answer: str,
             config: EpisodeConfig) -> Exemplar:
     first = resize_for_model(original, config.view, first=True)
-    messages = build_messages(question, first, config.dialect)[1:]
+    messages = build_messages(question, first, config.rules)[1:]
     episode = Episode(original, config, first_view=first)
-    role = "user" if config.dialect == "minio3" else "tool"
+    role = config.rules.observation_role
     for k, text in enumerate(turns):
         obs = episode.step(text)
         messages.append({"role": "assistant", "content": [{"type": "text", "text": text}]})

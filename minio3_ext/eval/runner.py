@@ -37,7 +37,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 from PIL import Image
 
-from ..core import prompts
+from ..core.dialect import Dialect, get_dialect, interleave
 from ..core.episode import OVERTURN_REASONS, Episode, EpisodeConfig
 from ..core.images import ImageBank, default_bank
 from .records import as_item
@@ -63,24 +63,18 @@ def approx_tokens(text: str) -> int:
 
 def text_with_images(text: str, images: Sequence[Image.Image]) -> list[dict[str, Any]]:
     """Split ``text`` at each ``<image>`` slot and put the images there, in order."""
-    pieces = text.split("<image>")
-    if len(pieces) - 1 != len(images):
-        raise ValueError(f"text has {len(pieces) - 1} <image> slot(s) but {len(images)} image(s) were given")
-    parts: list[dict[str, Any]] = []
-    for i, piece in enumerate(pieces):
-        if i:
-            parts.append({"type": "image", "image": images[i - 1]})
-        if piece:
-            parts.append({"type": "text", "text": piece})
-    return parts
+    return [{"type": "text", "text": p} if isinstance(p, str) else {"type": "image", "image": p}
+            for p in interleave(get_dialect().split_slots(text), list(images))]
 
 
-def build_messages(question: str, first_view: Image.Image, dialect: str = "minio3", system: str | None = None) -> list[dict[str, Any]]:
+def build_messages(question: str, first_view: Image.Image, dialect: str | Dialect = "minio3",
+                   system: str | None = None) -> list[dict[str, Any]]:
     """The opening messages of an episode: system prompt and the image + question."""
-    system = prompts.system_prompt(dialect) if system is None else system
+    d = get_dialect(dialect)
+    system = d.system_prompt() if system is None else system
     return [
         {"role": "system", "content": [{"type": "text", "text": system}]},
-        {"role": "user", "content": text_with_images(prompts.user_prompt(question), [first_view])},
+        {"role": "user", "content": text_with_images(d.user_prompt(question), [first_view])},
     ]
 
 
@@ -114,13 +108,13 @@ async def run_episode(
     bank = bank if bank is not None else default_bank()
     original = bank.get(item["image"])
     first_view = bank.first_view(item["image"])
-    messages = build_messages(item["question"], first_view, config.dialect, system_prompt)
+    messages = build_messages(item["question"], first_view, config.rules, system_prompt)
     prompt_tokens = config.image_tokens(first_view.size)
     if token_counter is not None:
         prompt_tokens += sum(token_counter(p["text"]) for m in messages for p in m["content"] if p["type"] == "text")
     episode = Episode(original, config, first_view=first_view, token_counter=token_counter, prompt_tokens=prompt_tokens)
     turns: list[dict[str, Any]] = []
-    obs_role = "user" if config.dialect == "minio3" else "tool"
+    obs_role = config.rules.observation_role
     while not episode.done:
         try:
             text = await policy(messages)
@@ -150,7 +144,7 @@ async def run_episode(
         **item,
         "sample": sample,
         "budget": config.max_turns,
-        "dialect": config.dialect,
+        "dialect": config.dialect, "coords": config.coords, "preset": config.preset, "tools": list(config.tools),
         "turns": turns,
         "num_turns": len(turns),
         "answer": summary["answer"],

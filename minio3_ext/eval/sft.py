@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..core import prompts
+from ..core.dialect import get_dialect
 from ..core.images import ImageBank, resize_for_model
 from .report import _replay_crops
 
@@ -32,10 +32,11 @@ def trajectory_to_conversation(
     """``(messages, image paths)`` with string contents and ``<image>`` slots in order."""
     if trajectory.get("termination_reason") != "answered":
         raise SFTError(f"trajectory ended with {trajectory.get('termination_reason')!r}, not an answer")
-    dialect = trajectory.get("dialect", "minio3")
+    d = get_dialect(trajectory.get("dialect", "minio3"), coords=trajectory.get("coords", "relative"),
+                    preset=trajectory.get("preset", "strict"), tools=tuple(trajectory.get("tools") or ("zoom",)))
     turns = trajectory.get("turns") or []
-    messages = [{"role": "system", "content": prompts.system_prompt(dialect)},
-                {"role": "user", "content": prompts.user_prompt(trajectory["question"])}]
+    messages = [{"role": "system", "content": d.system_prompt()},
+                {"role": "user", "content": d.user_prompt(trajectory["question"])}]
     images = [str(trajectory["image"])]
     replayed: dict[int, Any] | None = None
     bank = bank or ImageBank()
@@ -45,7 +46,7 @@ def trajectory_to_conversation(
         if text is None:
             continue
         index = turn.get("observation_index")
-        if "<image>" in text:
+        if d.count_slots(text):
             if index is None:
                 raise SFTError(f"turn {turn.get('turn')}: observation text has an image slot but no observation")
             path = turn.get("observation_image")
@@ -60,7 +61,7 @@ def trajectory_to_conversation(
                 path = str(folder / f"{_safe(trajectory['id'])}_s{trajectory.get('sample', 0)}_obs{index}.jpg")
                 resize_for_model(crop, bank.view_rules).save(path, quality=90)
             images.append(str(path))
-        messages.append({"role": "user" if dialect == "minio3" else "tool", "content": text})
+        messages.append({"role": d.observation_role, "content": text})
     return messages, images
 
 

@@ -31,3 +31,9 @@ def assert_is_region(img: Image.Image, box: tuple[int, int, int, int]) -> None:
 def big_coord_image() -> Image.Image:
     """2400x1800 (4.3 MP): its first view is shrunk, so view and raw differ."""
     return coord_image(2400, 1800)
+
+
+@pytest.fixture
+def image() -> Image.Image:
+    """400x300 coordinate image (inside the pixel budget: its view is only snapped to 28)."""
+    return coord_image(400, 300)

@@ -31,12 +31,14 @@ def test_normalize_answer():
     assert normalize_answer("ＡＢＣ") == "abc"  # NFKC folds full-width letters
 
 
-def test_prompts_name_the_dialect_and_the_rules():
-    assert "<grounding>" in prompts.system_prompt("minio3") and "relative" in prompts.system_prompt("minio3")
+def test_prompt_shorthands_are_the_dialects_words():
+    from minio3_ext.core.dialect import get_dialect
+
+    assert prompts.system_prompt("minio3") == get_dialect("minio3").system_prompt()
     assert "zoom tool" in prompts.system_prompt("hermes") and "<grounding>" not in prompts.system_prompt("hermes")
     assert prompts.user_prompt("What is <image> written on the sign?").startswith("<image>\n")
     assert prompts.user_prompt("<image>Q?").count("<image>") == 1
     text = prompts.observation_text(0)
     assert "Action 0" in text and "(Observation 1)" in text and "<image>" in text
     assert "(Observation 2)" in prompts.observation_text(4, observation_index=2)
-    assert "Action 3 failed: box too small" in prompts.error_text(3, "box too small")
+    assert "Error Information: box too small." in prompts.error_text(3, "box too small")

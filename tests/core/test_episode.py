@@ -83,7 +83,8 @@ def test_invalid_action_gives_an_error_observation_and_the_episode_continues(ima
     ep = Episode(image)
     obs = ep.step(zoom((0.1, 0.2, 1.5, 0.9)))
     assert obs.image is None and obs.index is None and "outside the valid range" in obs.error
-    assert obs.text.startswith("Action 0 failed:") and obs.error in obs.text and "<image>" not in obs.text
+    assert obs.text.startswith("ERROR occurs during grounding. Error Information: ") and obs.error in obs.text
+    assert "<image>" not in obs.text
     obs = ep.step(THINK + '<grounding>{"bbox_2d": [0, 0, 1, 1], "source": "observation_1"}</grounding>')
     assert "no observations exist yet" in obs.error
     assert not ep.done and ep.invalid_actions == 2 and ep.num_observations == 0
@@ -105,15 +106,15 @@ def chars(text: str) -> int:
 
 
 def test_context_limit_with_an_injected_token_counter(image):
-    # first view 400x300 -> 15x11 patches of 28 px = 165 image tokens
+    # first view 400x300 -> snapped to 392x308 -> 14x11 patches of 28 px = 154 image tokens
     config = EpisodeConfig(max_context_tokens=1000, max_turns=10)
     ep = Episode(image, config, token_counter=chars)
-    assert ep.context_tokens == 165
+    assert ep.context_tokens == 154
     t1 = zoom()
     obs = ep.step(t1)
-    # the 200x150 crop is shown at 231x174 (min_pixels): 9x7 = 63 image tokens
-    assert obs.image.size == (231, 174)
-    assert ep.context_tokens == 165 + len(t1) + 63 + len(obs.text)
+    # the 200x150 crop is shown at 252x196 (min_pixels, snapped to 28): 9x7 = 63 image tokens
+    assert obs.image.size == (252, 196)
+    assert ep.context_tokens == 154 + len(t1) + 63 + len(obs.text)
     before = ep.context_tokens
     t2 = zoom(source="observation_1")
     assert before + len(t2) < 1000 <= before + len(t2) + 63 + len(obs.text)
@@ -123,9 +124,9 @@ def test_context_limit_with_an_injected_token_counter(image):
 
 
 def test_without_a_counter_images_still_count(image):
-    ep = Episode(image, EpisodeConfig(max_context_tokens=165 + 63 + 10))
-    assert ep.context_tokens == 165  # the first view's image tokens
-    assert ep.step(zoom()).index == 1 and ep.context_tokens == 165 + 63
+    ep = Episode(image, EpisodeConfig(max_context_tokens=154 + 63 + 10))
+    assert ep.context_tokens == 154  # the first view's image tokens
+    assert ep.step(zoom()).index == 1 and ep.context_tokens == 154 + 63
     assert Episode(image, prompt_tokens=700).context_tokens == 700
 
 

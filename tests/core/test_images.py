@@ -23,11 +23,12 @@ from .conftest import assert_is_region, coord_array, coord_image
 
 
 @pytest.mark.parametrize("size, expected", [
-    ((5200, 3467), (int(5200 * (2e6 / (5200 * 3467)) ** 0.5), int(3467 * (2e6 / (5200 * 3467)) ** 0.5))),
-    ((1000, 1000), (1000, 1000)),  # inside the budget: untouched
-    ((100, 50), (283, 142)),  # x sqrt(8) = 2.83, rounded up to reach min_pixels
+    # x sqrt(2e6 / area) = 1731.2 x 1154.3, then each side to the nearest multiple of 28
+    ((5200, 3467), (1736, 1148)),
+    ((1000, 1000), (1008, 1008)),  # inside the budget: only snapped to 28 (1000 / 28 = 35.7)
+    ((100, 50), (308, 168)),  # x sqrt(8) = 282.8 x 141.4 -> 280 x 140 < min_pixels -> ceil: 308 x 168
     ((1000, 10), (2800, 28)),  # x2 for min_pixels gives 2000x20, then x1.4 for the 28-px side
-    ((1, 1), (200, 200)),
+    ((1, 1), (224, 224)),  # 200 x 200 -> 196 x 196 < 40,000 -> 224 x 224
 ])
 def test_model_size_hand_computed(size, expected):
     assert model_size(*size, ViewRules()) == expected
@@ -36,8 +37,9 @@ def test_model_size_hand_computed(size, expected):
 def test_model_size_respects_the_budget():
     for w, h in [(5200, 3467), (4000, 3000), (20000, 150), (1999, 1001)]:
         mw, mh = model_size(w, h, ViewRules())
-        assert mw * mh <= 2_000_000 and mw * mh > 1_990_000
-    assert model_size(2000, 2000, ViewRules(max_pixels=1_000_000)) == (1000, 1000)
+        assert mw * mh <= 2_000_000 and mw * mh > 1_800_000 and mw % 28 == 0 and mh % 28 == 0
+    assert model_size(2000, 2000, ViewRules(max_pixels=1_000_000)) == (980, 980)
+    assert model_size(2000, 2000, ViewRules(max_pixels=1_000_000, factor=1)) == (1000, 1000)
 
 
 def is_nearest_sample(img: Image.Image, width: int, height: int) -> bool:
@@ -59,12 +61,12 @@ def test_first_view_is_lanczos_and_observations_nearest():
     assert is_nearest_sample(nearest, 1500, 1500)
     assert not is_nearest_sample(lanczos, 1500, 1500)
     enlarged = resize_for_model(coord_image(100, 50), ViewRules())
-    assert enlarged.size == (283, 142) and is_nearest_sample(enlarged, 100, 50)
+    assert enlarged.size == (308, 168) and is_nearest_sample(enlarged, 100, 50)
 
 
 def test_resize_for_model_returns_rgb_of_any_mode():
     assert resize_for_model(Image.new("L", (300, 300), 7)).mode == "RGB"
-    same = coord_image(300, 300)
+    same = coord_image(308, 280)
     assert resize_for_model(same) is same  # nothing to do: no copy
 
 
@@ -128,10 +130,10 @@ def test_sixteen_rollouts_decode_once_resize_once_and_share_one_object(tmp_path,
 
 
 def test_first_view_within_budget_is_the_raw_image_itself(tmp_path):
-    path = save(coord_image(250, 200), tmp_path / "small.png")
+    path = save(coord_image(252, 196), tmp_path / "small.png")
     bank = ImageBank()
     assert bank.first_view(path) is bank.get(path)
-    assert bank.stats()["bytes"] == 250 * 200 * 4
+    assert bank.stats()["bytes"] == 252 * 196 * 4
 
 
 def test_lru_eviction_under_max_bytes(tmp_path):
@@ -336,7 +338,7 @@ def test_sixteen_bit_png(tmp_path):
     assert [out.getpixel((x, 5)) for x in (50, 150, 250)] == [(0, 0, 0), (255, 255, 255), (128, 128, 128)]
 
 
-def test_exif_rotated_jpeg_is_upright_and_crops_correctly(tmp_path):
+def test_exif_orientation_is_ignored_like_verl_and_the_released_code(tmp_path):
     arr = np.zeros((200, 300, 3), dtype=np.uint8)
     arr[:, :150] = (255, 0, 0)  # left half red, right half blue as stored
     arr[:, 150:] = (0, 0, 255)
@@ -346,12 +348,13 @@ def test_exif_rotated_jpeg_is_upright_and_crops_correctly(tmp_path):
     path = save(stored, tmp_path / "rotated.jpg", exif=exif.tobytes(), quality=95)
     bank = ImageBank()
     img = bank.get(path)
-    assert img.size == (200, 300)  # width and height swapped
-    top, bottom = np.asarray(img)[:140].mean(axis=(0, 1)), np.asarray(img)[160:].mean(axis=(0, 1))
-    assert top[0] > 200 and top[2] < 50 and bottom[2] > 200 and bottom[0] < 50  # left side went to the top
+    assert img.size == (300, 200)  # stored pixel order, as verl's fetch_image and the processors see it
+    left, right = np.asarray(img)[:, :140].mean(axis=(0, 1)), np.asarray(img)[:, 160:].mean(axis=(0, 1))
+    assert left[0] > 200 and left[2] < 50 and right[2] > 200 and right[0] < 50
+    assert bank.first_view(path).size == (308, 196)  # the same orientation, snapped to 28
     ep = Episode(img, first_view=bank.first_view(path))
-    ep.step('<grounding>{"bbox_2d": [0, 0, 1, 0.4]}</grounding>')
-    assert ep.records[0].box == (0, 0, 200, 120)
+    ep.step('<grounding>{"bbox_2d": [0, 0, 0.4, 1]}</grounding>')
+    assert ep.records[0].box == (0, 0, 120, 200)
     assert np.asarray(ep.raw_image("observation_1"))[..., 0].min() > 200
 
 
@@ -360,12 +363,12 @@ def test_one_by_one_image(tmp_path):
     bank = ImageBank()
     assert bank.get(path).size == (1, 1)
     view = bank.first_view(path)
-    assert view.size == (200, 200) and view.getpixel((199, 199)) == (9, 8, 7)
+    assert view.size == (224, 224) and view.getpixel((223, 223)) == (9, 8, 7)
     ep = Episode(bank.get(path), first_view=view)
     obs = ep.step('<grounding>{"bbox_2d": [0, 0, 0.5, 0.5]}</grounding>')
     assert "at least 1 pixel" in obs.error
     obs = ep.step('<grounding>{"bbox_2d": [0, 0, 1, 1]}</grounding>')
-    assert obs.error is None and ep.raw_image("observation_1").size == (1, 1) and obs.image.size == (200, 200)
+    assert obs.error is None and ep.raw_image("observation_1").size == (1, 1) and obs.image.size == (224, 224)
 
 
 def test_extreme_aspect_ratio(tmp_path):

@@ -83,10 +83,11 @@ def _i16() -> bytes:
 
 
 def _exif_rotated() -> bytes:
-    # Orientation 6 means "rotate 90° clockwise to display": store the card turned the other way.
+    # Orientation 6 ("rotate 90° clockwise to display") is ignored, as verl's fetch_image and
+    # the released code ignore it: the stored card is what every path sees.
     exif = Image.Exif()
     exif[0x0112] = 6
-    return _save(card().transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95, exif=exif.tobytes())
+    return _save(card(), "JPEG", quality=95, exif=exif.tobytes())
 
 
 def _animated_gif() -> bytes:
@@ -206,7 +207,7 @@ def test_one_pixel_image_zooms_and_rejects_empty_boxes(corpus):
     episode, observations = _zoom_all(corpus / "one_pixel.png", ImageBank())
     assert all(obs.error and "at least 1 pixel" in obs.error for obs in observations)
     obs = episode.step(render_action(Zoom((0.0, 0.0, 1.0, 1.0))))
-    assert obs.image is not None and obs.image.size == (200, 200)
+    assert obs.image is not None and obs.image.size == (224, 224)
     assert tuple(_mean(obs.image)) == (10, 200, 30)
 
 
