@@ -147,7 +147,7 @@ def oracle_conversation(row: dict, config, bank, system_prompt: str) -> dict[str
     the environment and the eval runner return; images are placeholders filled by
     :class:`~minio3_ext.trl.sft.ToolImageCollator`.
     """
-    from .core import Episode, prompts
+    from .core import Episode
     from .data.nested_zoom import oracle_boxes
     from .trl.environment import content_with_image
 
@@ -157,7 +157,7 @@ def oracle_conversation(row: dict, config, bank, system_prompt: str) -> dict[str
     question = row["problem"].replace("<image>", "").strip()
     messages = [
         {"role": "system", "content": [{"type": "text", "text": system_prompt}]},
-        {"role": "user", "content": _placeholders(content_with_image(prompts.user_prompt(question), None))},
+        {"role": "user", "content": _placeholders(content_with_image(config.rules.user_prompt(question), None))},
     ]
     images = [first_view]
     for box in oracle_boxes(row):

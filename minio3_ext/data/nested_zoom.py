@@ -98,9 +98,13 @@ class NestedItem:
 
 
 def view_rules(view: int = VIEW) -> ViewRules:
-    """Every view exactly ``view × view``, bilinear (first view and observations)."""
+    """Every view exactly ``view × view``, bilinear (first view and observations).
+
+    A multiple of 28 keeps Qwen2.5-VL's snapping; other sides (the stage-B proxy's 32)
+    are not for a Qwen model and switch snapping off.
+    """
     return ViewRules(max_pixels=view * view, min_pixels=view * view, min_side=min(28, view),
-                     first_resample="bilinear", observation_resample="bilinear")
+                     first_resample="bilinear", observation_resample="bilinear", factor=28 if view % 28 == 0 else 1)
 
 
 def _check(depth: int, layout: str, view: int) -> None:
