@@ -33,7 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, help="run folder (default runs/demo-<timestamp>)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0); stage B uses seed, seed+1, ...")
     parser.add_argument("--seeds", type=int, default=None, help="stage-B seeds (default 2; --full 6)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
+    parser.add_argument("--grpo-steps", type=int, default=None, help="stage A's masked-GRPO plumbing-check steps (default 2; quick 1)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default 1)")
     parser.set_defaults(func=run)
 
 
@@ -43,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from minio3_ext.demo import FULL, QUICK, DemoConfig, run_demo
 
     cfg = QUICK if args.quick else FULL if args.full else DemoConfig()
-    overrides = {k: v for k, v in (("seed", args.seed), ("stage_b_seeds", args.seeds), ("threads", args.threads))
-                 if v is not None}
+    overrides = {k: v for k, v in (("seed", args.seed), ("stage_b_seeds", args.seeds), ("threads", args.threads),
+                                   ("grpo_steps", args.grpo_steps)) if v is not None}
     if args.seed is not None and args.seed < 0:
         raise SystemExit(f"minio3 demo: --seed must be >= 0, got {args.seed}")
     try:
