@@ -455,9 +455,7 @@ def run_demo(out_dir: str | os.PathLike[str], cfg: DemoConfig = DemoConfig(), *,
 
     def report() -> dict[str, Path]:
         (out / "trajectories.jsonl").write_text("".join(json.dumps(t, default=str) + "\n" for t in trajectories))
-        # deepest zoom chains first: they are the ones with boxes and crops to look at
-        shown = sorted(trajectories, key=lambda t: (-(t.get("verdict") or 0),
-                                                     -sum(1 for x in t["turns"] if x.get("observation_index"))))
+        shown = _pick_for_page(trajectories, cfg.html_trajectories)
         return {"png": plot(metrics, out / "accuracy_vs_budget.png"),
                 "html": write_trajectory_html(shown[: cfg.html_trajectories], out / "trajectories.html",
                                               title="minio3 demo: tiny VLM zoom chains (held-out, nested zoom)"),
@@ -471,6 +469,21 @@ def run_demo(out_dir: str | os.PathLike[str], cfg: DemoConfig = DemoConfig(), *,
     _print_summary(metrics, log)
     log(f"[minio3 demo] run folder: {out}  ({metrics['total_wall_s']:.0f}s wall, {metrics['total_cpu_s']:.0f} CPU-s)")
     return paths
+
+
+def _pick_for_page(trajectories: list[dict], n: int) -> list[dict]:
+    """Up to ``n`` trajectories, round-robin over depths, each depth's correct and longest zoom chains first."""
+    groups: dict[str, list[dict]] = {}
+    for t in trajectories:
+        groups.setdefault(str(t.get("difficulty")), []).append(t)
+    for group in groups.values():
+        group.sort(key=lambda t: (-(t.get("verdict") or 0), -sum(1 for x in t["turns"] if x.get("observation_index"))))
+    shown: list[dict] = []
+    while len(shown) < n and any(groups.values()):
+        for key in sorted(groups):
+            if groups[key] and len(shown) < n:
+                shown.append(groups[key].pop(0))
+    return shown
 
 
 def _pct(x: float | None) -> str:
