@@ -441,7 +441,7 @@ def run_demo(out_dir: str | os.PathLike[str], cfg: DemoConfig = DemoConfig(), *,
         if not cfg.skip_vlm:
             metrics["vlm"], trajectories = run_stage_a(cfg, out, timed, log)
         if future is not None:
-            stage_b, child_cpu, child_wall = timed(stage_b_name + " (waiting for it)", future.result)
+            stage_b, child_cpu, child_wall = timed("B: waiting for the second process", future.result)
             cpu[stage_b_name], wall[stage_b_name] = round(child_cpu, 2), round(child_wall, 2)
             metrics["stage_b"] = stage_b
         elif not cfg.skip_proxy:
