@@ -22,6 +22,8 @@ BENCHMARKS = [
     "bench.image_bank",
     "bench.masked_grpo",
     "bench.judge",
+    "bench.trl_memory",
+    "bench.eval_throughput",
 ]
 
 _HEADER = ("what", "value", "baseline", "ratio", "goal", "ok")

@@ -3,7 +3,7 @@
 ::
 
     vllm serve Qwen/Qwen2.5-VL-72B-Instruct --limit-mm-per-prompt '{"image": 40}' &
-    minio3 coldstart --data data/visual_probe_train.jsonl --base-url http://localhost:8000/v1 \\
+    minio3 coldstart --input data/visual_probe_train.jsonl --base-url http://localhost:8000/v1 \\
         --model Qwen/Qwen2.5-VL-72B-Instruct --attempts 4 --out runs/coldstart
 
 A handful of exemplar trajectories (``--exemplars``, default: the six shipped ones built
@@ -22,23 +22,26 @@ import argparse
 import sys
 from collections import Counter
 
-from .eval import add_policy_args, episode_config, make_judge, make_policy, missing_packages
+from ._args import HelpFormatter, UserError, check_inputs, check_out_dir, int_range, positive_int
+from .eval import (add_policy_args, episode_config, load_inputs, make_judge, make_policy, missing_packages,
+                   preflight_then, run_settings)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("coldstart", help="synthesise cold-start SFT data with a few-shot VLM",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", action="append", required=True, help="training items (JSONL/JSON/parquet); repeatable")
-    parser.add_argument("--image-root", default=None)
+                                   description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--input", "--data", dest="data", action="append", required=True, metavar="FILE",
+                        help="training items (JSONL/JSON/parquet); repeatable")
+    parser.add_argument("--image-root", default=None, help="folder relative image paths are under (default: the data file's)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--exemplars", default=None, help="exemplar JSON (default: the shipped synthetic six)")
-    parser.add_argument("--num-exemplars", type=int, default=6)
-    parser.add_argument("--exemplar-max-pixels", type=int, default=250_000,
+    parser.add_argument("--num-exemplars", type=int_range(0, 1000), default=6, help="exemplars put before each question")
+    parser.add_argument("--exemplar-max-pixels", type=int_range(784, 50_000_000), default=250_000,
                         help="pixel budget of exemplar images (keeps the few-shot context small)")
-    parser.add_argument("--attempts", type=int, default=1, help="attempts per question")
-    parser.add_argument("--max-turns", type=int, default=16)
-    parser.add_argument("--limit", type=int, default=None, help="first N questions only")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--attempts", type=int_range(1, 100_000), default=1, help="attempts per question")
+    parser.add_argument("--max-turns", type=int_range(1, 10_000), default=16, help="turn budget of an attempt")
+    parser.add_argument("--limit", type=positive_int, default=None, help="first N questions only (default: all)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_policy_args(parser)
     parser.set_defaults(func=run)
 
@@ -52,41 +55,71 @@ def outcome(record: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import hashlib
     import json
-    from pathlib import Path
 
     problem = missing_packages("openai", "pyarrow", "datasets")
     if problem:
-        print(f"minio3 coldstart: {problem}", file=sys.stderr)
-        return 2
+        raise UserError(problem)
     from minio3_ext.eval.coldstart import ExemplarError, FewShotPolicy, load_exemplars
-    from minio3_ext.eval.evaluate import evaluate, load_items, read_records
+    from minio3_ext.eval.evaluate import evaluate, read_records
+    from minio3_ext.eval.openai_policy import EndpointUnreachable
     from minio3_ext.eval.sft import write_sft_data
 
-    out = Path(args.out)
+    out = check_out_dir(args.out, "--out")
+    if args.exemplars is not None:
+        check_inputs([args.exemplars], "--exemplars", files_only=True)
+    items = load_inputs(args)
     try:
-        items = load_items(args.data, args.image_root, args.limit)
         config = episode_config(args, args.max_turns)
         exemplars = load_exemplars(args.exemplars, config=config, max_pixels=args.exemplar_max_pixels,
-                                   limit=args.num_exemplars)
-        judge = make_judge(args, str(out / "judge.sqlite"))
+                                   limit=args.num_exemplars or None)[: args.num_exemplars]
     except (ValueError, FileNotFoundError, ExemplarError) as e:
-        print(f"minio3 coldstart: {e}", file=sys.stderr)
-        return 2
-    policy = FewShotPolicy(make_policy(args), exemplars)
+        raise UserError(f"--exemplars: {e}" if isinstance(e, ExemplarError) else str(e)) from None
+    judge = make_judge(args, str(out / "judge.sqlite"))
+    base = make_policy(args)
+    policy = FewShotPolicy(base, exemplars)
+    exemplar_text = (open(args.exemplars, "rb").read() if args.exemplars else b"shipped")
+    settings = run_settings(args, judge, **{
+        "--max-turns": args.max_turns, "--num-exemplars": args.num_exemplars,
+        "--exemplar-max-pixels": args.exemplar_max_pixels,
+        "--exemplars": hashlib.sha256(exemplar_text).hexdigest()[:16]})
     attempts_path = out / "attempts.jsonl"
-    stats = asyncio.run(evaluate(policy, items, attempts_path, judge, k=args.attempts, budgets=(args.max_turns,),
-                                 episode=config, concurrency=args.concurrency, crops_dir=str(out / "crops"),
-                                 progress=not args.no_progress))
+    stopped = None
+    try:
+        stats = asyncio.run(preflight_then(base, lambda: evaluate(
+            policy, items, attempts_path, judge, k=args.attempts, budgets=(args.max_turns,), episode=config,
+            concurrency=args.concurrency, crops_dir=str(out / "crops"), progress=not args.no_progress,
+            settings=settings)))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    except EndpointUnreachable as e:
+        stopped, stats = str(e), None
+    except KeyboardInterrupt:
+        n = len(read_records(attempts_path)) if attempts_path.exists() else 0
+        print(f"\nminio3 coldstart: interrupted; {n} attempts are saved in {attempts_path}. "
+              "Rerun the same command to resume.", file=sys.stderr)
+        return 130
     wanted = {str(i["id"]) for i in items}
     records = [r for r in read_records(attempts_path) if str(r.get("id")) in wanted]
     reasons = Counter(outcome(r) for r in records)
     kept = [r for r in records if outcome(r) == "kept"]
+    if stopped:
+        print(f"minio3 coldstart: {stopped}. {len(records)} attempts are saved in {attempts_path}; "
+              "rerun the same command to resume.", file=sys.stderr)
+        return 1
+    if not kept:
+        print(f"{len(records)} attempts: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())), file=sys.stderr)
+        print(f"minio3 coldstart: no correct trajectory to keep; no SFT data written to {out}", file=sys.stderr)
+        for line in stats.errors[:10]:
+            print(f"  failed: {line}", file=sys.stderr)
+        return 1
     with open(out / "kept.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
     report = write_sft_data(kept, out)
     summary = {"attempts": len(records), "by_outcome": dict(reasons), "sft_rows": report["kept"],
-               "unusable": report["unusable"], "failed_requests": stats.failed, "exemplars": len(exemplars)}
+               "unusable": report["unusable"], "failed_requests": stats.failed, "exemplars": len(exemplars),
+               "partial": len(records) < len(items) * args.attempts}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"{len(records)} attempts: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
     print(f"kept {len(kept)} correct trajectories → {report['kept']} SFT rows in {out}")

@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from ._args import HelpFormatter, UserError, check_out_dir, int_range
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -26,15 +28,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "Qwen2.5-VL on the nested-zoom task, evaluated by depth and turn budget. Stage B: a small CNN proxy "
                     "policy on the real core, masked vs. plain GRPO, evaluated at budgets 1-16. Writes metrics.json, "
                     "accuracy_vs_budget.png and trajectories.html.",
+        formatter_class=HelpFormatter,
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="every stage at a fraction of the steps, for CI (~1 minute)")
     size.add_argument("--full", action="store_true", help="6 stage-B seeds and 200 GRPO steps each (<= 20 minutes on 2 cores)")
     parser.add_argument("--out", default=None, help="run folder (default runs/demo-<timestamp>)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0); stage B uses seed, seed+1, ...")
-    parser.add_argument("--seeds", type=int, default=None, help="stage-B seeds (default 2; --full 6)")
-    parser.add_argument("--grpo-steps", type=int, default=None, help="stage A's masked-GRPO plumbing-check steps (default 2; quick 1)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default 1)")
+    parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=None,
+                        help="random seed (default 0); stage B uses seed, seed+1, ...")
+    parser.add_argument("--seeds", type=int_range(1, 100), default=None, help="stage-B seeds (default 2; --full 6)")
+    parser.add_argument("--grpo-steps", type=int_range(0, 100_000), default=None,
+                        help="stage A's masked-GRPO plumbing-check steps (default 2; quick 1)")
+    parser.add_argument("--threads", type=int_range(1, 1024), default=None, help="torch CPU threads per process (default 1)")
     parser.set_defaults(func=run)
 
 
@@ -46,13 +51,14 @@ def run(args: argparse.Namespace) -> int:
     cfg = QUICK if args.quick else FULL if args.full else DemoConfig()
     overrides = {k: v for k, v in (("seed", args.seed), ("stage_b_seeds", args.seeds), ("threads", args.threads),
                                    ("grpo_steps", args.grpo_steps)) if v is not None}
-    if args.seed is not None and args.seed < 0:
-        raise SystemExit(f"minio3 demo: --seed must be >= 0, got {args.seed}")
     try:
         cfg = replace(cfg, **overrides)
     except ValueError as exc:
-        raise SystemExit(f"minio3 demo: {exc}") from exc
-    out = args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    paths = run_demo(out, cfg)
+        raise UserError(str(exc)) from None
+    out = check_out_dir(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}", "--out")
+    try:
+        paths = run_demo(out, cfg)
+    except KeyboardInterrupt:
+        raise UserError(f"interrupted; the partial run is in {out} (rerun to start again)", exit_code=130) from None
     print(f"metrics: {paths['metrics']}\nplot:    {paths['png']}\nhtml:    {paths['html']}")
     return 0

@@ -8,7 +8,10 @@ for ``masked_grpo``, the ``minio3_agent`` loop and the ``minio3`` tool parser; w
 something is missing it imports the plugin directly to show the error verl hid.
 When the TRL adapter is installed it checks that it imports too.
 
-    minio3 doctor            # exit 0 when everything is registered, 1 otherwise
+Each framework is reported on its own line; one that is not installed is skipped, so
+a TRL-only or verl-only install is fine::
+
+    minio3 doctor            # exit 0 when every installed framework is set up, 1 otherwise
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import json
 import os
 import subprocess
 import sys
+
+from ._args import HelpFormatter, positive_float
 
 #: Runs in a fresh interpreter: only ``import verl``, then read verl's registries.
 _VERL_PROBE = r"""
@@ -48,20 +53,41 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "doctor",
         help="check that the verl/TRL plugins are registered (fails loudly otherwise)",
-        description="Start a fresh interpreter that only imports verl and check its registries.",
+        description="Start a fresh interpreter that only imports verl and check its registries; check that the "
+                    "TRL adapter imports. Frameworks that are not installed are skipped.",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per probe (default 300)")
+    parser.add_argument("--timeout", type=positive_float, default=300.0, help="seconds allowed per probe")
     parser.set_defaults(func=run)
 
 
+class ProbeTimeout(Exception):
+    pass
+
+
 def _probe(code: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    try:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ProbeTimeout(f"the check did not finish within --timeout {timeout:g} s") from None
+
+
+def installed(name: str) -> bool:
+    """Whether ``name`` can be imported in this environment."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+#: framework → (module that must be importable, install command from a clone)
+FRAMEWORKS = {"verl": ("verl", 'pip install -e ".[verl]"'), "trl": ("trl", 'pip install -e ".[trl]"')}
 
 
 def check_verl(timeout: float = 300.0) -> list[str]:
     """Problems with the verl plugin, seen from a fresh interpreter (empty: all good)."""
-    if importlib.util.find_spec("verl") is None:
-        return ["verl is not installed: pip install 'minio3-ext[verl]'"]
+    if not installed("verl"):
+        return ["verl is not installed: " + FRAMEWORKS["verl"][1]]
     policy = os.environ.get("VERL_USE_EXTERNAL_PLUGINS", "auto").strip().lower()
     problems = []
     if policy == "none" or (policy != "auto" and "minio3" not in {p.strip() for p in policy.split(",")}):
@@ -84,16 +110,25 @@ def check_verl(timeout: float = 300.0) -> list[str]:
 
 def check_trl(timeout: float = 300.0) -> list[str]:
     """Problems with the TRL adapter (empty when it imports or is not part of this install)."""
-    if importlib.util.find_spec("trl") is None or importlib.util.find_spec("minio3_ext.trl") is None:
-        return []
+    if not installed("trl"):
+        return ["trl is not installed: " + FRAMEWORKS["trl"][1]]
     proc = _probe(_TRL_PROBE, timeout)
     return [] if proc.returncode == 0 else [f"'import minio3_ext.trl' failed:\n{proc.stderr.strip()[-2000:]}"]
 
 
 def run(args: argparse.Namespace) -> int:
     failed = False
+    present = 0
     for name, check in (("verl", check_verl), ("trl", check_trl)):
-        problems = check(args.timeout)
+        module, install = FRAMEWORKS[name]
+        if not installed(module):
+            print(f"[skip] {name}: not installed (to use it: {install})")
+            continue
+        present += 1
+        try:
+            problems = check(args.timeout)
+        except ProbeTimeout as e:
+            problems = [str(e)]
         if problems:
             failed = True
             print(f"[FAIL] {name}:", file=sys.stderr)
@@ -101,4 +136,8 @@ def run(args: argparse.Namespace) -> int:
                 print("  " + p.replace("\n", "\n  "), file=sys.stderr)
         else:
             print(f"[ok]   {name}")
+    if not present:
+        print('minio3 doctor: neither verl nor TRL is installed; from a clone: pip install -e ".[verl]" '
+              'or pip install -e ".[trl]"', file=sys.stderr)
+        return 1
     return 1 if failed else 0

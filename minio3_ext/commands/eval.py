@@ -3,21 +3,35 @@
 ::
 
     vllm serve Mini-o3/Mini-o3-7B-v1 --limit-mm-per-prompt '{"image": 33}' &
-    minio3 eval --data vp_hard.jsonl --base-url http://localhost:8000/v1 \\
+    minio3 eval --input vp_hard.jsonl --base-url http://localhost:8000/v1 \\
         --model Mini-o3/Mini-o3-7B-v1 --k 32 --budgets 4,8,16,32 --out runs/vp_hard.jsonl
+
+    # transformers serve: no stop strings, and ask it to sample
+    minio3 eval ... --no-stop --extra-body '{"generation_config": "{\\"do_sample\\": true}"}'
 
 Each (item, sample) runs once under the largest budget; smaller budgets are its
 prefixes. Records are appended to ``--out`` as they are judged; rerunning the same
-command resumes (nothing is rerun or rescored). Writes ``<out>.summary.json``,
-``<out>.summary.md`` and ``<out>.png`` (accuracy vs budget). The judge is read from
-``--judge-*`` or ``MINIO3_JUDGE_*``; without a judge URL the rule-only judge is used
-(normalised exact match: for smoke runs only).
+command resumes (nothing is rerun or rescored) — a rerun with other settings (model,
+sampling, dialect, budgets, images) is refused, naming the setting. Writes
+``<out>.summary.json``, ``<out>.summary.md`` and ``<out>.png`` (accuracy vs budget).
+The judge is read from ``--judge-*`` or ``MINIO3_JUDGE_*``; without a judge URL the
+rule-only judge is used (normalised exact match: for smoke runs only).
+
+Before the run, ``GET /v1/models`` checks that the server is up and serves ``--model``
+and reads ``max_model_len`` (``--max-tokens`` is clamped to it). The run stops after
+``--max-connection-errors`` requests in a row fail to reach the server.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import re
 import sys
+from typing import Any
+
+from ._args import (HelpFormatter, UserError, check_inputs, check_out_file, float_range, int_range, json_object,
+                    positive_float, positive_int)
 
 
 def budgets_arg(text: str) -> tuple[int, ...]:
@@ -27,6 +41,8 @@ def budgets_arg(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"budgets must be comma-separated integers, got {text!r}") from None
     if not values or values[0] < 1:
         raise argparse.ArgumentTypeError(f"budgets must be positive integers, got {text!r}")
+    if values[-1] > 10_000:
+        raise argparse.ArgumentTypeError(f"budgets must be at most 10000 turns, got {values[-1]}")
     return values
 
 
@@ -34,9 +50,10 @@ def add_policy_args(parser: argparse.ArgumentParser) -> None:
     """Endpoint, dialect, episode and judge options shared by eval and coldstart."""
     g = parser.add_argument_group("policy endpoint")
     g.add_argument("--base-url", required=True, help="OpenAI-compatible URL of the VLM, e.g. http://localhost:8000/v1")
-    g.add_argument("--model", required=True, help="model name as the endpoint knows it")
-    g.add_argument("--api-key", default="EMPTY")
-    g.add_argument("--dialect", choices=("minio3", "hermes"), default="minio3")
+    g.add_argument("--model", required=True, help="model name as the endpoint knows it (see GET /v1/models)")
+    g.add_argument("--api-key", default="EMPTY", help="API key sent to the endpoint")
+    g.add_argument("--dialect", choices=("minio3", "hermes"), default="minio3",
+                   help="action format: released <grounding> JSON, or Hermes <tool_call>")
     g.add_argument("--coords", choices=("relative", "thousand", "pixel"), default="relative",
                    help="coordinate system the prompt describes and boxes are read in")
     g.add_argument("--preset", choices=("strict", "released"), default="strict",
@@ -44,17 +61,28 @@ def add_policy_args(parser: argparse.ArgumentParser) -> None:
                         "grounding wins, released numbering); use it to evaluate the released checkpoint")
     g.add_argument("--tools", default="zoom",
                    help="comma-separated image tools the model may call (registered tools, e.g. zoom,rotate)")
-    g.add_argument("--temperature", type=float, default=1.0)
-    g.add_argument("--max-tokens", type=int, default=8192, help="per-turn completion budget")
-    g.add_argument("--timeout", type=float, default=600.0, help="seconds per policy request")
-    g.add_argument("--image-format", choices=("png", "jpeg"), default="png", help="encoding of images sent to the endpoint")
-    g.add_argument("--max-images", type=int, default=33, help="images per context, the original included")
-    g.add_argument("--max-context-tokens", type=int, default=32768)
-    g.add_argument("--concurrency", type=int, default=8, help="episodes in flight")
+    g.add_argument("--temperature", type=float_range(0.0, 2.0), default=1.0, help="sampling temperature (0-2)")
+    g.add_argument("--max-tokens", type=int_range(1, 1_000_000), default=8192,
+                   help="per-turn completion budget (clamped to the server's max_model_len)")
+    g.add_argument("--timeout", type=positive_float, default=600.0, help="seconds per policy request")
+    g.add_argument("--image-format", choices=("jpeg", "png"), default="jpeg",
+                   help="encoding of images sent to the endpoint (PNG is ~4x larger and much slower to encode)")
+    g.add_argument("--image-quality", type=int_range(1, 100), default=90, help="JPEG quality of images sent")
+    g.add_argument("--no-stop", action="store_true",
+                   help="send no stop strings (transformers serve fails on `stop`); the closing tag is then generated")
+    g.add_argument("--extra-body", type=json_object, default=None, metavar="JSON",
+                   help="JSON object merged into every request, e.g. '{\"top_p\": 0.9}'")
+    g.add_argument("--max-images", type=int_range(1, 10_000), default=33,
+                   help="images per context, the original included")
+    g.add_argument("--max-context-tokens", type=int_range(1, 100_000_000), default=32768,
+                   help="context budget of an episode (tokens, estimated)")
+    g.add_argument("--concurrency", type=int_range(1, 4096), default=8, help="episodes in flight")
+    g.add_argument("--max-connection-errors", type=int_range(1, 1_000_000), default=8,
+                   help="stop the run after this many requests in a row fail to reach the server")
     j = parser.add_argument_group("judge")
-    j.add_argument("--judge-base-url", default=None, help="default: $MINIO3_JUDGE_BASE_URL; none = rule-only judge")
-    j.add_argument("--judge-model", default=None)
-    j.add_argument("--judge-api-key", default=None)
+    j.add_argument("--judge-base-url", default=None, help="judge URL (default: $MINIO3_JUDGE_BASE_URL; none = rule-only judge)")
+    j.add_argument("--judge-model", default=None, help="judge model (default: $MINIO3_JUDGE_MODEL)")
+    j.add_argument("--judge-api-key", default=None, help="judge API key (default: $MINIO3_JUDGE_API_KEY)")
     j.add_argument("--judge-cache", default=None, help="sqlite verdict cache (default: next to the output)")
 
 
@@ -65,48 +93,142 @@ def missing_packages(*names: str) -> str | None:
     missing = [n for n in names if importlib.util.find_spec(n) is None]
     if not missing:
         return None
-    return f"needs {', '.join(missing)}: pip install 'minio3-ext[judge,trl]'"
+    return f"needs {', '.join(missing)}: from a clone of the repository, pip install -e \".[trl]\""
+
+
+def _tools(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(t.strip() for t in args.tools.split(",") if t.strip())
+
+
+def dialect_of(args: argparse.Namespace):
+    """The conversation's rule set for these flags (``--dialect``, ``--coords``, ``--preset``, ``--tools``)."""
+    from minio3_ext.core.dialect import get_dialect
+
+    try:
+        return get_dialect(args.dialect, coords=args.coords, preset=args.preset, tools=_tools(args))
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"--tools {args.tools!r}: {e}") from None
 
 
 def make_policy(args: argparse.Namespace):
     from minio3_ext.eval.openai_policy import OpenAIPolicy
 
-    return OpenAIPolicy(args.base_url, args.model, api_key=args.api_key, dialect=args.dialect,
+    return OpenAIPolicy(args.base_url, args.model, api_key=args.api_key, dialect=dialect_of(args),
                         temperature=args.temperature, max_tokens=args.max_tokens, timeout=args.timeout,
-                        image_format=args.image_format)
+                        image_format=args.image_format, image_quality=args.image_quality,
+                        stop=False if args.no_stop else None, extra_body=args.extra_body,
+                        max_connection_errors=args.max_connection_errors)
+
+
+#: JudgeConfig field → the flag (or variable) a user sets it with.
+_JUDGE_FLAGS = {"model": "--judge-model", "base_url": "--judge-base-url", "api_key": "--judge-api-key",
+                "cache_path": "--judge-cache"}
+
+
+def judge_error(message: str, flags: dict[str, str] = _JUDGE_FLAGS) -> str:
+    """A judge configuration error worded with flags instead of ``JudgeConfig.<field>``."""
+    def name(m: re.Match) -> str:
+        key = m.group(1)
+        return flags.get(key, f"MINIO3_JUDGE_{key.upper()}")
+
+    return re.sub(r"JudgeConfig\.(\w+)", name, message)
 
 
 def make_judge(args: argparse.Namespace, default_cache: str):
     from minio3_ext.judge import Judge, JudgeConfig
+    from minio3_ext.judge.config import JudgeConfigError
 
     overrides = {k: v for k, v in {"base_url": args.judge_base_url, "model": args.judge_model,
                                    "api_key": args.judge_api_key}.items() if v is not None}
     overrides["cache_path"] = args.judge_cache or default_cache
-    return Judge(JudgeConfig.from_env(**overrides))
+    try:
+        return Judge(JudgeConfig.from_env(**overrides))
+    except JudgeConfigError as e:
+        raise UserError(judge_error(str(e))) from None
 
 
 def episode_config(args: argparse.Namespace, max_turns: int):
     from minio3_ext.core.episode import EpisodeConfig
 
     return EpisodeConfig(max_turns=max_turns, max_images=args.max_images, max_context_tokens=args.max_context_tokens,
-                         dialect=args.dialect, coords=args.coords, preset=args.preset,
-                         tools=tuple(t.strip() for t in args.tools.split(",") if t.strip()))
+                         dialect=args.dialect, coords=args.coords, preset=args.preset, tools=_tools(args))
+
+
+def run_settings(args: argparse.Namespace, judge: Any = None, **extra: Any) -> dict[str, Any]:
+    """Every setting that changes a record, keyed by its flag: the resume key."""
+    settings: dict[str, Any] = {
+        "--model": args.model, "--temperature": args.temperature, "--max-tokens": args.max_tokens,
+        "--no-stop": bool(args.no_stop), "--extra-body": args.extra_body or {},
+        "--dialect": args.dialect, "--coords": args.coords, "--preset": args.preset, "--tools": list(_tools(args)),
+        "--max-images": args.max_images, "--max-context-tokens": args.max_context_tokens,
+        "--image-format": args.image_format,
+        "--image-quality": args.image_quality if args.image_format == "jpeg" else None,
+        "system prompt": hashlib.sha256(dialect_of(args).system_prompt().encode()).hexdigest()[:16],
+    }
+    for flag in ("protocol", "judge_preset"):  # presets added by other options
+        if getattr(args, flag, None) is not None:
+            settings["--" + flag.replace("_", "-")] = getattr(args, flag)
+    config = getattr(judge, "config", None)
+    if config is not None:
+        settings["--judge-model"] = getattr(config, "model", None) if getattr(config, "base_url", None) else "rules"
+    settings.update(extra)
+    return settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a VLM endpoint: Avg@K over turn budgets",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", action="append", required=True,
-                        help="items file (JSONL/JSON/parquet from `minio3 data`, or any row with id/question/answer/image); repeatable")
+                                   description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--input", "--data", dest="data", action="append", required=True, metavar="FILE",
+                        help="items file (JSONL/JSON/parquet from `minio3 data`, or any row with "
+                             "id/question/answer/image); repeatable")
     parser.add_argument("--image-root", default=None, help="folder relative image paths are under (default: the data file's)")
     parser.add_argument("--out", required=True, help="results JSONL (appended; resumable)")
-    parser.add_argument("--k", type=int, default=1, help="samples per item (Avg@K)")
+    parser.add_argument("--k", type=int_range(1, 100_000), default=1, help="samples per item (Avg@K)")
     parser.add_argument("--budgets", type=budgets_arg, default=(4, 8, 16, 32), help="turn budgets, e.g. 4,8,16,32")
-    parser.add_argument("--limit", type=int, default=None, help="first N items only")
+    parser.add_argument("--limit", type=positive_int, default=None, help="first N items only (default: all)")
     parser.add_argument("--save-crops", default=None, help="folder to save each observation image (for `minio3 show`)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_policy_args(parser)
     parser.set_defaults(func=run)
+
+
+def load_inputs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The items of ``--input``: every file exists and is readable, and they hold at least one item."""
+    from minio3_ext.eval.evaluate import load_items
+
+    check_inputs(args.data, "--input")
+    try:
+        items = load_items(args.data, args.image_root, args.limit)
+    except (ValueError, FileNotFoundError, KeyError, TypeError) as e:
+        raise UserError(f"--input: {e}") from None
+    if not items:
+        raise UserError(f"--input {' '.join(map(str, args.data))}: no items")
+    return items
+
+
+async def preflight_then(policy: Any, run: Any) -> Any:
+    """Check the endpoint (``policy.preflight``), print its warnings, then await ``run()``.
+    An endpoint that cannot work is a :class:`UserError` naming ``--base-url``."""
+    from minio3_ext.eval.openai_policy import EndpointError
+
+    try:
+        warnings = await policy.preflight()
+    except EndpointError as e:
+        raise UserError(f"--base-url: {e}") from None
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return await run()
+
+
+def sample_warning(records: list[dict], k: int) -> str | None:
+    from minio3_ext.eval.records import identical_sample_items
+
+    same, multi = identical_sample_items(records)
+    if k > 1 and multi and same == multi:
+        return (f"warning: every sample of each of the {multi} items is identical: the server decodes greedily, "
+                "so Avg@K is Avg@1. Ask it to sample (vLLM: --temperature > 0; transformers serve: "
+                "--extra-body '{\"generation_config\": \"{\\\"do_sample\\\": true}\"}')")
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,40 +238,68 @@ def run(args: argparse.Namespace) -> int:
 
     problem = missing_packages("openai", "matplotlib")
     if problem:
-        print(f"minio3 eval: {problem}", file=sys.stderr)
-        return 2
-    from minio3_ext.eval.evaluate import evaluate, load_items, read_records
+        raise UserError(problem)
+    from minio3_ext.eval.evaluate import evaluate, read_records
     from minio3_ext.eval.metrics import summarize
+    from minio3_ext.eval.openai_policy import EndpointUnreachable
     from minio3_ext.eval.report import format_summary_table, plot_accuracy_vs_budget
 
+    out = check_out_file(args.out, "--out")
+    if args.save_crops and Path(args.save_crops).exists() and not Path(args.save_crops).is_dir():
+        raise UserError(f"--save-crops {args.save_crops}: is a file; expected a folder")
+    items = load_inputs(args)
+    judge = make_judge(args, str(out.with_suffix(".judge.sqlite")))
     try:
-        items = load_items(args.data, args.image_root, args.limit)
-        judge = make_judge(args, str(Path(args.out).with_suffix(".judge.sqlite")))
         config = episode_config(args, max(args.budgets))
-    except (ValueError, FileNotFoundError) as e:
-        print(f"minio3 eval: {e}", file=sys.stderr)
-        return 2
-    policy = make_policy(args)
-    try:
-        stats = asyncio.run(evaluate(policy, items, args.out, judge, k=args.k, budgets=args.budgets, episode=config,
-                                     concurrency=args.concurrency, crops_dir=args.save_crops,
-                                     progress=not args.no_progress))
     except ValueError as e:
-        print(f"minio3 eval: {e}", file=sys.stderr)
-        return 2
+        raise UserError(str(e)) from None
+    policy = make_policy(args)
+    settings = run_settings(args, judge)
+    stopped = None
+    try:
+        stats = asyncio.run(preflight_then(policy, lambda: evaluate(
+            policy, items, out, judge, k=args.k, budgets=args.budgets, episode=config, concurrency=args.concurrency,
+            crops_dir=args.save_crops, progress=not args.no_progress, settings=settings)))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    except EndpointUnreachable as e:
+        stopped, stats = str(e), None
+    except KeyboardInterrupt:
+        n = len(read_records(out)) if out.exists() else 0
+        print(f"\nminio3 eval: interrupted; {n} records are saved in {out}. Rerun the same command to resume.",
+              file=sys.stderr)
+        return 130
     wanted = {str(i["id"]) for i in items}
-    records = [r for r in read_records(args.out) if str(r.get("id")) in wanted and int(r.get("sample", 0)) < args.k]
+    records = [r for r in read_records(out) if str(r.get("id")) in wanted and int(r.get("sample", 0)) < args.k]
+    expected = len(items) * args.k
     summary = summarize(records, args.budgets)
-    summary["run"] = {"items": len(items), "k": args.k, "records": len(records), "new": stats.ran,
-                      "resumed": stats.done_before, "failed": stats.failed}
-    out = Path(args.out)
+    summary["run"] = {"items": len(items), "k": args.k, "records": len(records), "expected": expected,
+                      "partial": len(records) < expected,
+                      "new": stats.ran if stats else None, "resumed": stats.done_before if stats else None,
+                      "failed": stats.failed if stats else None, "stopped": stopped}
     out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1))
     table = format_summary_table(summary)
+    if len(records) < expected:
+        table += (f"\n\n**Partial run**: {len(records)} of {expected} (item, sample) records "
+                  f"({expected - len(records)} missing); rerun the same command to complete it.")
     out.with_suffix(".summary.md").write_text(table + "\n")
-    plot_accuracy_vs_budget(summary, out.with_suffix(".png"))
+    if records:
+        plot_accuracy_vs_budget(summary, out.with_suffix(".png"))
     print(table)
+    warning = sample_warning(records, args.k)
+    if warning:
+        print(warning, file=sys.stderr)
+    if stopped:
+        print(f"minio3 eval: {stopped}. {len(records)} records are saved; rerun the same command to resume.",
+              file=sys.stderr)
+        return 1
     print(f"\n{len(records)} records ({stats.ran} new, {stats.done_before} from earlier runs), "
           f"{stats.failed} failed (rerun to retry)")
     for line in stats.errors[:10]:
         print(f"  failed: {line}", file=sys.stderr)
+    limit = getattr(policy, "server_image_limit", None)
+    if limit is not None:
+        print(f"note: the server takes at most {limit} images per prompt; episodes that reached it ended as "
+              f"image_limit (pass --max-images {limit}, or raise the server's limit, e.g. vLLM "
+              f"--limit-mm-per-prompt '{{\"image\": {args.max_images}}}')", file=sys.stderr)
     return 1 if stats.failed else 0

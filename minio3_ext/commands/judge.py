@@ -17,6 +17,12 @@ import json
 import sys
 import time
 
+from ._args import HelpFormatter, UserError, float_range, int_range, positive_float
+
+#: JudgeConfig field → the flag of ``judge check`` that sets it.
+_FLAGS = {"model": "--model", "base_url": "--base-url", "api_key": "--api-key", "timeout_s": "--timeout",
+          "max_retries": "--retries"}
+
 #: (question, ground truth, prediction, expected score). Semantic cases the rule path
 #: cannot decide, plus injection attempts that a sound judge must score 0.
 CHECK_PAIRS: list[tuple[str, str, str, float]] = [
@@ -35,15 +41,18 @@ CHECK_PAIRS: list[tuple[str, str, str, float]] = [
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("judge", help="LLM-judge tools", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="judge_command", required=True)
-    check = sub.add_parser("check", help="validate a judge endpoint with known pairs")
+    check = sub.add_parser("check", help="validate a judge endpoint with known pairs", description=__doc__,
+                           formatter_class=HelpFormatter)
     check.add_argument("--base-url", default=None, help="OpenAI-compatible URL (default: $MINIO3_JUDGE_BASE_URL)")
     check.add_argument("--model", default=None, help="model name (default: $MINIO3_JUDGE_MODEL)")
     check.add_argument("--api-key", default=None, help="API key (default: $MINIO3_JUDGE_API_KEY)")
-    check.add_argument("--timeout", type=float, default=None, help="seconds per request")
-    check.add_argument("--retries", type=int, default=None, help="retries per pair")
-    check.add_argument("--min-agreement", type=float, default=0.8, help="pass threshold (0-1)")
+    check.add_argument("--timeout", type=positive_float, default=None,
+                       help="seconds per request (default: $MINIO3_JUDGE_TIMEOUT_S or the judge's)")
+    check.add_argument("--retries", type=int_range(0, 100), default=None,
+                       help="retries per pair (default: $MINIO3_JUDGE_MAX_RETRIES or the judge's)")
+    check.add_argument("--min-agreement", type=float_range(0.0, 1.0), default=0.8, help="pass threshold (0-1)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(func=run_check)
 
@@ -56,8 +65,9 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         cfg = JudgeConfig.from_env(**overrides).replace(use_rules=False, dedupe=False, cache_path=None)
     except JudgeConfigError as e:
-        print(f"minio3 judge check: {e}", file=sys.stderr)
-        return 2
+        from .eval import judge_error
+
+        raise UserError(judge_error(str(e), _FLAGS)) from None
     if cfg.rule_only:
         print("minio3 judge check: no endpoint; pass --base-url or set MINIO3_JUDGE_BASE_URL", file=sys.stderr)
         return 2
@@ -67,8 +77,9 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         verdicts = judge.score_sync(items)
     except JudgeConfigError as e:
-        print(f"minio3 judge check: {e}", file=sys.stderr)
-        return 2
+        from .eval import judge_error
+
+        raise UserError(judge_error(str(e), _FLAGS)) from None
     wall = time.perf_counter() - t0
     m = judge.metrics()
     rows = [{"question": q, "ground_truth": gt, "prediction": pred, "expected": exp, "score": v.score,

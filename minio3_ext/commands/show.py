@@ -15,17 +15,23 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._args import HelpFormatter, UserError, check_inputs, check_out_file, int_range, positive_int
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("show", help="render trajectories to an HTML page", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("trajectories", nargs="+", help="trajectory JSONL file(s)")
+                                   formatter_class=HelpFormatter)
+    parser.add_argument("trajectories", nargs="*", metavar="FILE", help="trajectory JSONL file(s)")
+    parser.add_argument("--input", dest="inputs", action="append", default=[], metavar="FILE",
+                        help="trajectory JSONL file (repeatable; same as the positional FILE)")
     parser.add_argument("--out", required=True, help="HTML file to write")
     parser.add_argument("--embed", action="store_true", help="put images inside the page as data URIs")
-    parser.add_argument("--budget", type=int, default=None, help="show each trajectory cut to this turn budget")
-    parser.add_argument("--only", choices=("all", "correct", "wrong", "unscored", "overturn"), default="all")
-    parser.add_argument("--id", action="append", default=None, help="only these item ids (repeatable)")
-    parser.add_argument("--limit", type=int, default=100, help="at most N trajectories (0 = all)")
+    parser.add_argument("--budget", type=positive_int, default=None,
+                        help="show each trajectory cut to this turn budget (default: as run)")
+    parser.add_argument("--only", choices=("all", "correct", "wrong", "unscored", "overturn"), default="all",
+                        help="which trajectories to show")
+    parser.add_argument("--id", action="append", default=None, help="only these item ids (repeatable; default: all)")
+    parser.add_argument("--limit", type=int_range(0), default=100, help="at most N trajectories (0 = all)")
     parser.set_defaults(func=run)
 
 
@@ -46,23 +52,26 @@ def run(args: argparse.Namespace) -> int:
     from minio3_ext.eval.report import write_trajectory_html
     from minio3_ext.eval.runner import at_budget
 
+    paths = list(args.trajectories) + list(args.inputs)
+    if not paths:
+        raise UserError("name at least one trajectory JSONL file (FILE or --input)")
+    check_inputs(paths, "trajectory file", files_only=True, text=True)
+    out = check_out_file(args.out, "--out")
     records = []
-    for path in args.trajectories:
-        try:
-            records.extend(r for r in read_records(path) if isinstance(r, dict) and isinstance(r.get("turns"), list))
-        except OSError as e:
-            print(f"minio3 show: {e}", file=sys.stderr)
-            return 2
+    for path in paths:
+        got = [r for r in read_records(path) if isinstance(r, dict) and isinstance(r.get("turns"), list)]
+        if not got:
+            raise UserError(f"{path}: no trajectory records (JSON lines with 'turns')")
+        records.extend(got)
     if args.budget is not None:
         try:
             records = [at_budget(r, args.budget) if "budget" in r else r for r in records]
         except ValueError as e:
-            print(f"minio3 show: {e}", file=sys.stderr)
-            return 2
+            raise UserError(f"--budget {args.budget}: {e}") from None
     ids = set(args.id or [])
     records = [r for r in records if _keep(r, args.only) and (not ids or str(r.get("id")) in ids)]
     if args.limit:
         records = records[: args.limit]
-    out = write_trajectory_html(records, args.out, embed=args.embed)
+    out = write_trajectory_html(records, out, embed=args.embed)
     print(f"wrote {out} ({len(records)} trajectories)")
     return 0

@@ -24,7 +24,7 @@ and the question on ``reset``), ``image_path``, ``question``, ``solution``, ``do
 
 **SFT** (multi-turn, several images): verl's ``MultiTurnSFTDataset`` parquet with
 ``messages`` (string contents holding ``<image>`` slots) and ``images`` (``[{"image":
-path}]`` in slot order); and a TRL ``SFTTrainer`` dataset with ``messages`` whose
+path, "max_pixels", "min_pixels"}]`` in slot order, the RL rows' pixel budget); and a TRL ``SFTTrainer`` dataset with ``messages`` whose
 contents are part lists (``{"type": "image"}`` at each slot) and ``images``.
 """
 
@@ -122,13 +122,20 @@ def _slots(text: str) -> int:
     return text.count("<image>")
 
 
-def verl_sft_row(messages: Sequence[Mapping[str, Any]], images: Sequence[str], **extra: Any) -> dict[str, Any]:
-    """One verl SFT row; ``messages`` contents are strings with ``<image>`` slots."""
+def verl_sft_row(messages: Sequence[Mapping[str, Any]], images: Sequence[str], *, view: ViewRules = ViewRules(),
+                 **extra: Any) -> dict[str, Any]:
+    """One verl SFT row; ``messages`` contents are strings with ``<image>`` slots.
+
+    Every image carries the pixel budget of the RL rows (``max_pixels``/``min_pixels``,
+    what verl's ``process_image`` reads): the first one is the raw original, which verl
+    would otherwise resize to qwen-vl-utils' 12.8M-pixel default (~6.5x the tokens the
+    policy sees in RL and evaluation)."""
     n = sum(_slots(m["content"]) for m in messages)
     if n != len(images):
         raise ValueError(f"conversation has {n} <image> slots but {len(images)} images")
     return {"messages": [{"role": m["role"], "content": m["content"]} for m in messages],
-            "images": [{"image": p} for p in images], **extra}
+            "images": [{"image": p, "max_pixels": view.max_pixels, "min_pixels": view.min_pixels} for p in images],
+            **extra}
 
 
 def trl_sft_row(messages: Sequence[Mapping[str, Any]], images: Sequence[str], **extra: Any) -> dict[str, Any]:

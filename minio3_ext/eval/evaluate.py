@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..core.episode import EpisodeConfig
 from ..core.images import ImageBank, ImageError
 from .metrics import DEFAULT_BUDGETS
-from .records import as_item, item_key
+from .records import SETTINGS_KEY, as_item, item_key, settings_mismatch
 from .runner import Policy, run_episode, score_trajectory
 
 __all__ = ["EvalStats", "load_items", "read_records", "repair_tail", "evaluate"]
@@ -115,11 +115,15 @@ async def evaluate(
     crops_dir: str | None = None,
     bank: ImageBank | None = None,
     progress: bool = False,
+    settings: Mapping[str, Any] | None = None,
 ) -> EvalStats:
     """Run the missing (item, sample) pairs and append their scored records to ``out_path``.
 
     An episode whose policy call fails (endpoint down, image unreadable) is counted
     in ``EvalStats.failed`` and left out of the file, so the next run retries it.
+    ``settings`` (``{flag: value}``, everything that shapes a record) is stored in each
+    record; resuming a file whose records were made with other settings raises
+    ``ValueError`` naming the differing settings (:func:`.records.settings_mismatch`).
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -135,6 +139,11 @@ async def evaluate(
         raise ValueError(
             f"{out}: {len(short)} record(s) ran under a budget of {short[0].get('budget')} turns and hit it; "
             f"budget {config.max_turns} cannot be derived from them. Use a new output file for larger budgets.")
+    if settings is not None and existing:
+        why = settings_mismatch(existing, settings)
+        if why:
+            raise ValueError(f"{out} holds records of another run ({why}); use another output, "
+                             "or rerun with the earlier settings to resume")
     done = {item_key(r) for r in existing}
     todo = [(item, s) for item in items for s in range(k) if (str(item["id"]), s) not in done]
     stats = EvalStats(done_before=len(done))
@@ -153,6 +162,8 @@ async def evaluate(
                 try:
                     traj = await run_episode(policy, item, config, bank, sample=sample, crops_dir=crops_dir)
                     await score_trajectory(traj, judge)
+                    if settings is not None:
+                        traj[SETTINGS_KEY] = dict(settings)
                 except (ImageError, OSError, ValueError, RuntimeError, asyncio.TimeoutError, _api_errors()) as e:
                     stats.failed += 1
                     stats.errors.append(f"{item['id']} sample {sample}: {type(e).__name__}: {e}")

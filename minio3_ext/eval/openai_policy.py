@@ -1,57 +1,142 @@
-"""A policy backed by an OpenAI-compatible chat endpoint (e.g. ``vllm serve``).
+"""A policy backed by an OpenAI-compatible chat endpoint (vLLM, SGLang, ``transformers serve``, ...).
 
 Converts the runner's messages (:mod:`.runner`) to the OpenAI chat format: images
-become base64 data URLs, and ``tool`` observations (hermes dialect) become user turns
-wrapped in ``<tool_response>`` — the way Qwen chat templates render tool results —
-because OpenAI ``tool`` messages cannot carry images. Generation stops at the action's
-closing tag (``</grounding>`` or ``</tool_call>``); OpenAI servers drop the stop
-string, so it is put back. A 400 reply saying the prompt exceeds the model's context
-ends the episode as ``context_limit`` (:class:`~.runner.ContextLimitExceeded`).
+become base64 data URLs (JPEG by default, encoded in a worker thread so that a large
+history never blocks the other episodes in flight), and ``tool`` observations
+(hermes dialect) become user turns wrapped in ``<tool_response>`` — the way Qwen chat
+templates render tool results — because OpenAI ``tool`` messages cannot carry images.
+
+Generation stops at the action's closing tag (the dialect's stop strings; ``stop=None``
+sends none, for servers such as ``transformers serve`` that fail on ``stop``). OpenAI
+servers drop the stop string, so it is put back — only when the server says that the
+stop string matched (vLLM/SGLang's ``stop_reason``); a server that does not report
+``stop_reason`` gets the tag back when ``finish_reason`` is ``"stop"`` and an action
+tag is left open.
+
+Server replies that are the model's limits, not failures, end the episode:
+a prompt over the context → ``context_limit`` (:class:`~.runner.ContextLimitExceeded`),
+more images than the server takes per prompt → ``image_limit``
+(:class:`~.runner.ImageLimitExceeded`, with the limit when the message states it).
+``max_tokens`` is clamped to the ``max_model_len`` that :meth:`OpenAIPolicy.preflight`
+reads from ``GET /v1/models`` (or that a rejection states). Every other failure is an
+:class:`EndpointError` carrying the server's full error text (``{"error": {"message"}}``,
+FastAPI's ``{"detail": ...}`` or a plain-text body) and the URL;
+:class:`EndpointConnectionError` (a ``ConnectionError``) when the server cannot be reached.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import json
 import re
 import weakref
 from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
-from .runner import ContextLimitExceeded
+from ..core.dialect import Dialect, get_dialect
+from .runner import ContextLimitExceeded, ImageLimitExceeded
 
-__all__ = ["OpenAIPolicy", "to_openai_messages", "image_data_url"]
+__all__ = [
+    "OpenAIPolicy", "EndpointError", "EndpointConnectionError", "EndpointUnreachable", "to_openai_messages", "image_data_url",
+    "restore_stop", "server_error_text", "DEFAULT_IMAGE_FORMAT", "DEFAULT_JPEG_QUALITY",
+]
 
-#: How vLLM and OpenAI word a request that exceeds the model's context.
+DEFAULT_IMAGE_FORMAT = "jpeg"
+DEFAULT_JPEG_QUALITY = 90
+
+#: How vLLM, SGLang and OpenAI word a request that exceeds the model's context.
 _CONTEXT_RE = re.compile(r"maximum context length|context length exceeded|context_length_exceeded|too many tokens"
-                         r"|prompt is too long|exceeds the model's context", re.IGNORECASE)
-_CLOSE = {"<grounding>": "</grounding>", "<tool_call>": "</tool_call>"}
+                         r"|prompt is too long|exceeds the model's context|longer than the maximum model length"
+                         r"|input (?:tokens|length) exceed", re.IGNORECASE)
+#: How servers word a per-prompt image limit (vLLM: "At most 4 image(s) may be provided in one prompt").
+_IMAGE_LIMIT_RE = re.compile(r"at most (\d+) image|(\d+) images? (?:per|in one) prompt|limit_mm_per_prompt"
+                             r"|too many images|maximum number of images", re.IGNORECASE)
+_MAX_MODEL_LEN_RE = re.compile(r"max_model_len\s*[=:]?\s*(\d+)|maximum context length is (\d+)", re.IGNORECASE)
+_PROMPT_TOKENS_RE = re.compile(r"(\d+) in the messages|has (\d+) input tokens|(\d+) (?:input|prompt) tokens",
+                               re.IGNORECASE)
+_MAX_TOKENS_RE = re.compile(r"max_tokens|max_completion_tokens|in the completion", re.IGNORECASE)
 
 
-def image_data_url(image: Image.Image, fmt: str = "png") -> str:
+class EndpointError(RuntimeError):
+    """The endpoint rejected or failed a request; the message names the URL and the server's text."""
+
+
+class EndpointConnectionError(EndpointError, ConnectionError):
+    """The endpoint could not be reached (refused, reset, timed out)."""
+
+
+class EndpointUnreachable(Exception):
+    """``max_connection_errors`` requests in a row could not reach the endpoint: the run
+    stops (deliberately not an ``OSError``/``RuntimeError``, so that it is not counted as
+    one failed episode but ends the whole run)."""
+
+
+def restore_stop(text: str, matched_stop: str | None = None, dialect: "str | Dialect" = "minio3") -> str:
+    """Put back the stop string the server dropped (the dialect's rule).
+
+    ``matched_stop`` is the stop string the server says matched. ``None`` means the
+    server did not say (no ``stop_reason``): a stop string is put back only when the
+    turn is an unfinished action that it completes.
+    """
+    d = get_dialect(dialect)
+    if matched_stop is not None:
+        return d.restore_stop(text, matched_stop)
+    for stop in d.stop:  # "</x>" closes "<x>": put it back only when "<x>" is still open
+        opening = stop.replace("</", "<", 1)
+        if opening != stop and text.rfind(opening) > text.rfind(stop):
+            return d.restore_stop(text, stop)
+    return text
+
+
+def image_data_url(image: Image.Image, fmt: str = DEFAULT_IMAGE_FORMAT, quality: int = DEFAULT_JPEG_QUALITY) -> str:
+    """``image`` as a base64 data URL (``fmt``: ``jpeg`` or ``png``)."""
     buf = io.BytesIO()
     fmt = fmt.lower()
-    image.convert("RGB").save(buf, format="JPEG" if fmt in ("jpg", "jpeg") else fmt.upper(), **({"quality": 95} if fmt in ("jpg", "jpeg") else {}))
-    mime = "jpeg" if fmt in ("jpg", "jpeg") else fmt
+    if fmt in ("jpg", "jpeg"):
+        image.convert("RGB").save(buf, format="JPEG", quality=int(quality))
+        mime = "jpeg"
+    else:
+        image.convert("RGB").save(buf, format=fmt.upper())
+        mime = fmt
     return f"data:image/{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 class _UrlCache:
     """Encodes each image once per policy: the whole history is resent every turn."""
 
-    def __init__(self, fmt: str):
+    def __init__(self, fmt: str, quality: int = DEFAULT_JPEG_QUALITY):
         self.fmt = fmt
+        self.quality = quality
         self._urls: dict[int, tuple[weakref.ref, str]] = {}
 
-    def __call__(self, image: Image.Image) -> str:
+    def get(self, image: Image.Image) -> str | None:
         hit = self._urls.get(id(image))
-        if hit is not None and hit[0]() is image:
-            return hit[1]
-        url = image_data_url(image, self.fmt)
+        return hit[1] if hit is not None and hit[0]() is image else None
+
+    def put(self, image: Image.Image, url: str) -> None:
         self._urls = {k: v for k, v in self._urls.items() if v[0]() is not None}
         self._urls[id(image)] = (weakref.ref(image), url)
+
+    def __call__(self, image: Image.Image) -> str:
+        url = self.get(image)
+        if url is None:
+            url = image_data_url(image, self.fmt, self.quality)
+            self.put(image, url)
         return url
+
+    async def prepare(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        """Encode every image of ``messages`` not encoded yet, in worker threads."""
+        todo = {id(p["image"]): p["image"] for m in messages if not isinstance(m["content"], str)
+                for p in m["content"] if p["type"] == "image" and self.get(p["image"]) is None}
+        if not todo:
+            return
+        images = list(todo.values())
+        urls = await asyncio.gather(*(asyncio.to_thread(image_data_url, im, self.fmt, self.quality) for im in images))
+        for image, url in zip(images, urls):
+            self.put(image, url)
 
 
 def to_openai_messages(messages: Sequence[Mapping[str, Any]], encode=image_data_url) -> list[dict[str, Any]]:
@@ -78,17 +163,57 @@ def to_openai_messages(messages: Sequence[Mapping[str, Any]], encode=image_data_
     return out
 
 
-def restore_stop(text: str) -> str:
-    """Close an action tag that generation stopped at (the server dropped the stop string)."""
-    for open_tag, close_tag in _CLOSE.items():
-        start = text.rfind(open_tag)
-        if start >= 0 and text.find(close_tag, start) < 0:
-            return text + close_tag
-    return text
+def server_error_text(error: BaseException) -> str:
+    """The whole error a server sent: OpenAI's ``error.message``, FastAPI's ``detail``, or the
+    raw body (the OpenAI client keeps only ``error.message`` in ``str(error)``)."""
+    response = getattr(error, "response", None)
+    body = None
+    if response is not None:
+        try:
+            body = response.text.strip()
+        except Exception:  # a streamed or closed body
+            body = None
+    if not body:
+        body = getattr(error, "body", None)
+        if body is not None and not isinstance(body, str):
+            body = json.dumps(body, default=str)
+    if not body:
+        return str(error)
+    try:
+        data = json.loads(body)
+    except (TypeError, ValueError):
+        return body
+    parts = []
+    if isinstance(data, Mapping):
+        err = data.get("error", data)
+        for key in ("message", "detail", "msg"):
+            value = err.get(key) if isinstance(err, Mapping) else None
+            if value is None and key == "detail":
+                value = data.get("detail")
+            if value:
+                parts.append(value if isinstance(value, str) else json.dumps(value, default=str))
+        if isinstance(err, str):
+            parts.append(err)
+    return "; ".join(parts) if parts else body
+
+
+def _first_int(pattern: re.Pattern, text: str) -> int | None:
+    m = pattern.search(text)
+    if not m:
+        return None
+    for g in m.groups():
+        if g is not None:
+            return int(g)
+    return None
 
 
 class OpenAIPolicy:
-    """``await policy(messages) -> str`` against ``base_url`` (``/v1`` of the server)."""
+    """``await policy(messages) -> str`` against ``base_url`` (``/v1`` of the server).
+
+    ``stop=None`` (the default) uses the dialect's stop strings; ``stop=False`` sends none.
+    ``extra_body`` is merged into every request (e.g. ``{"top_p": 0.9}`` or
+    ``transformers serve``'s ``{"generation_config": "{\\"do_sample\\": true}"}``).
+    """
 
     def __init__(
         self,
@@ -96,37 +221,158 @@ class OpenAIPolicy:
         model: str,
         *,
         api_key: str = "EMPTY",
-        dialect: str = "minio3",
+        dialect: str | Dialect = "minio3",
         temperature: float = 1.0,
         max_tokens: int = 8192,
         timeout: float = 600.0,
         max_retries: int = 3,
-        image_format: str = "png",
+        image_format: str = DEFAULT_IMAGE_FORMAT,
+        image_quality: int = DEFAULT_JPEG_QUALITY,
+        stop: Sequence[str] | bool | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        max_connection_errors: int | None = 8,
     ):
         from openai import AsyncOpenAI
 
+        self.base_url = base_url.rstrip("/")
         self.client = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+        self.timeout = timeout
         self.model = model
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.stop = ["</grounding>"] if dialect == "minio3" else ["</tool_call>"]
+        self.max_model_len: int | None = None
+        self.server_image_limit: int | None = None
+        self.dialect = get_dialect(dialect)
+        if stop is None or stop is True:
+            self.stop: list[str] | None = list(self.dialect.stop)
+        elif stop is False:
+            self.stop = None
+        else:
+            self.stop = list(stop)
         self.extra_body = dict(extra_body or {})
-        self._encode = _UrlCache(image_format)
+        self.max_connection_errors = max_connection_errors
+        self._connection_errors = 0
+        self._unreachable: str | None = None
+        self._encode = _UrlCache(image_format, image_quality)
 
-    async def __call__(self, messages: Sequence[Mapping[str, Any]]) -> str:
-        from openai import BadRequestError
+    # -- preflight -------------------------------------------------------------------------
+    async def preflight(self) -> list[str]:
+        """``GET /models``: the server is reachable, serves ``model``, and its
+        ``max_model_len`` (when listed) clamps ``max_tokens``. Returns warnings (the
+        server cannot list models); raises :class:`EndpointConnectionError` /
+        :class:`EndpointError` naming the URL when the run cannot work."""
+        import openai
 
+        client = self.client.with_options(max_retries=0, timeout=min(float(self.timeout), 30.0))
         try:
-            response = await self.client.chat.completions.create(
-                model=self.model, messages=to_openai_messages(messages, self._encode),
-                temperature=self.temperature, max_tokens=self.max_tokens, stop=self.stop,
-                extra_body=self.extra_body or None,
-            )
-        except BadRequestError as e:
-            if _CONTEXT_RE.search(str(e)):
-                raise ContextLimitExceeded(str(e)) from e
+            page = await client.models.list()
+        except openai.APIConnectionError as e:
+            raise EndpointConnectionError(f"cannot reach {self.base_url} ({_why(e)}); is the server running?") from None
+        except openai.AuthenticationError as e:
+            raise EndpointError(f"{self.base_url} rejected the API key (--api-key): {server_error_text(e)}") from None
+        except openai.APIStatusError as e:
+            return [f"{self.base_url}/models answered HTTP {e.status_code} ({_short(server_error_text(e))}); "
+                    f"cannot check that it serves {self.model!r}"]
+        models = list(getattr(page, "data", []) or [])
+        if not models:
+            return [f"{self.base_url}/models lists no models; cannot check that it serves {self.model!r}"]
+        ids = [str(getattr(m, "id", "")) for m in models]
+        match = [m for m in models if getattr(m, "id", None) == self.model]
+        if not match:
+            raise EndpointError(f"{self.base_url} does not serve --model {self.model!r}; it serves: "
+                                + ", ".join(repr(i) for i in ids[:10]))
+        extra = getattr(match[0], "model_extra", None) or {}
+        length = extra.get("max_model_len", getattr(match[0], "max_model_len", None))
+        if isinstance(length, int) and length > 0:
+            self.max_model_len = length
+        return []
+
+    def completion_budget(self) -> int:
+        """``max_tokens`` sent: the requested one, clamped to the model's length when known."""
+        if self.max_model_len is not None:
+            return max(1, min(self.max_tokens, self.max_model_len))
+        return self.max_tokens
+
+    # -- one turn ------------------------------------------------------------------------
+    async def __call__(self, messages: Sequence[Mapping[str, Any]]) -> str:
+        if self._unreachable is not None:
+            raise EndpointUnreachable(self._unreachable)
+        try:
+            text = await self._turn(messages)
+        except EndpointConnectionError as e:
+            self._connection_errors += 1
+            limit = self.max_connection_errors
+            if limit is not None and self._connection_errors >= limit and self._unreachable is None:
+                self._unreachable = (f"{self._connection_errors} requests in a row could not reach {self.base_url}; "
+                                     f"stopping the run (last: {e})")
+            if self._unreachable is not None:
+                raise EndpointUnreachable(self._unreachable) from None
             raise
+        except (ContextLimitExceeded, ImageLimitExceeded, EndpointError):
+            self._connection_errors = 0  # the server answered
+            raise
+        self._connection_errors = 0
+        return text
+
+    async def _turn(self, messages: Sequence[Mapping[str, Any]]) -> str:
+        import openai
+
+        await self._encode.prepare(messages)
+        chat = to_openai_messages(messages, self._encode)
+        max_tokens = self.completion_budget()
+        for attempt in range(3):
+            kwargs: dict[str, Any] = dict(model=self.model, messages=chat, temperature=self.temperature,
+                                          max_tokens=max_tokens)
+            if self.stop:
+                kwargs["stop"] = self.stop
+            try:
+                response = await self.client.chat.completions.create(**kwargs, extra_body=self.extra_body or None)
+                break
+            except openai.APIConnectionError as e:
+                raise EndpointConnectionError(f"cannot reach {self.base_url} ({_why(e)})") from None
+            except openai.APIStatusError as e:
+                text = server_error_text(e)
+                limit = _first_int(_IMAGE_LIMIT_RE, text)
+                if _IMAGE_LIMIT_RE.search(text):
+                    if limit is not None:
+                        self.server_image_limit = limit
+                    raise ImageLimitExceeded(text, limit=limit) from None
+                smaller = self._smaller_budget(text, max_tokens) if attempt < 2 else None
+                if smaller is not None:
+                    max_tokens = smaller  # the prompt fits; only the completion budget was too large
+                    continue
+                if _CONTEXT_RE.search(text):
+                    raise ContextLimitExceeded(text) from None
+                raise EndpointError(f"{self.base_url}: HTTP {e.status_code}: {_short(text)}") from None
         choice = response.choices[0]
         text = choice.message.content or ""
-        return restore_stop(text) if choice.finish_reason == "stop" else text
+        if not self.stop or choice.finish_reason != "stop":
+            return text
+        extra = getattr(choice, "model_extra", None) or {}
+        if "stop_reason" in extra:  # the server says what stopped it (vLLM, SGLang)
+            matched = extra["stop_reason"]
+            return self.dialect.restore_stop(text, matched if isinstance(matched, str) else None)
+        return restore_stop(text, None, self.dialect)  # the server does not say: only an unfinished action
+
+    def _smaller_budget(self, text: str, current: int) -> int | None:
+        """A ``max_tokens`` the server would take, when its rejection says the prompt fits."""
+        length = _first_int(_MAX_MODEL_LEN_RE, text)
+        if length is None or not _MAX_TOKENS_RE.search(text):
+            return None
+        self.max_model_len = length if self.max_model_len is None else min(self.max_model_len, length)
+        prompt = _first_int(_PROMPT_TOKENS_RE, text)
+        budget = length - prompt if prompt is not None else length
+        if prompt is not None and budget < 1:
+            return None
+        return budget if budget < current else None
+
+
+def _why(error: BaseException) -> str:
+    cause = error.__cause__ or error.__context__
+    text = str(cause) if cause is not None and str(cause) else str(error)
+    return _short(text or type(error).__name__)
+
+
+def _short(text: str, limit: int = 500) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -26,6 +26,9 @@
      "answer": str | None,          # content of <answer>, None when there is none
      "termination_reason": "answered" | "no_answer" | "turn_limit" | "image_limit" | "context_limit",
      "is_overturn": bool,           # masked in training (SPEC 3)
+     "termination_detail": str | None,  # the server's words when it ended the episode
+                                    # (context or per-prompt image limit)
+     "settings": {flag: value},     # the run settings that shaped the record (resume key)
      "verdict": 1 | 0 | None,       # judge: correct / wrong (or no answer) / unscorable
      "scored": bool}                # False until the judge ran
 
@@ -35,9 +38,11 @@ Training-log trajectories may carry only a subset; viewers treat every field but
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-__all__ = ["as_item", "item_key", "benchmark_of"]
+__all__ = ["as_item", "item_key", "benchmark_of", "settings_mismatch", "identical_sample_items", "SETTINGS_KEY"]
+
+SETTINGS_KEY = "settings"
 
 _DIFFICULTIES = ("easy", "medium", "hard", "train")
 
@@ -102,3 +107,42 @@ def as_item(row: Mapping[str, Any]) -> dict[str, Any]:
 def item_key(record: Mapping[str, Any]) -> tuple[str, int]:
     """Identity of a trajectory in a resumable file: (item id, sample index)."""
     return str(record["id"]), int(record.get("sample", 0))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def settings_mismatch(records: Iterable[Mapping[str, Any]], settings: Mapping[str, Any]) -> str | None:
+    """Why ``records`` (read from a results file) cannot be resumed under ``settings``
+    (``{flag: value}`` of the run), or ``None`` when every record was made with them.
+
+    The message names each differing setting with both values. Records made without
+    settings (an older ``minio3``) never match: a resume must not mix runs.
+    """
+    wanted = {k: v for k, v in settings.items()}
+    for r in records:
+        have = r.get(SETTINGS_KEY)
+        if not isinstance(have, Mapping):
+            return (f"record {r.get('id')!r} sample {r.get('sample', 0)} carries no run settings "
+                    "(written by an older minio3), so it cannot be resumed safely")
+        diff = [k for k in sorted(set(wanted) | set(have)) if have.get(k) != wanted.get(k)]
+        if diff:
+            return "; ".join(f"{k} was {_show(have.get(k))} in the earlier run, {_show(wanted.get(k))} now" for k in diff)
+    return None
+
+
+def identical_sample_items(records: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
+    """(items whose samples are all identical, items with at least two samples).
+    Identical samples mean the server decoded greedily: Avg@K is then Avg@1."""
+    by_item: dict[str, list[tuple]] = {}
+    for r in records:
+        turns = tuple(str(t.get("assistant", "")) for t in r.get("turns") or [])
+        by_item.setdefault(str(r.get("id")), []).append(turns)
+    multi = [v for v in by_item.values() if len(v) >= 2]
+    same = sum(1 for v in multi if len(set(v)) == 1)
+    return same, len(multi)

@@ -28,6 +28,7 @@ See :mod:`minio3_ext.eval.records` for the trajectory record these functions ret
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import math
 import os
@@ -43,7 +44,7 @@ from ..core.images import ImageBank, default_bank
 from .records import as_item
 
 __all__ = [
-    "Policy", "ContextLimitExceeded", "approx_tokens", "build_messages", "text_with_images", "run_episode",
+    "Policy", "ContextLimitExceeded", "ImageLimitExceeded", "approx_tokens", "build_messages", "text_with_images", "run_episode",
     "score_trajectory", "at_budget", "MAX_BUDGET_KEY",
 ]
 
@@ -54,6 +55,16 @@ MAX_BUDGET_KEY = "budget"
 class ContextLimitExceeded(Exception):
     """Raised by a policy when the conversation no longer fits the model's context
     (e.g. vLLM's 400 "maximum context length"): the episode ends as ``context_limit``."""
+
+
+class ImageLimitExceeded(Exception):
+    """Raised by a policy when the server takes no more images in one prompt (e.g.
+    vLLM's 400 "At most 4 image(s) may be provided in one prompt"): the episode ends as
+    ``image_limit``. ``limit`` is the server's limit when its message states it."""
+
+    def __init__(self, message: str = "", limit: int | None = None):
+        super().__init__(message)
+        self.limit = limit
 
 
 def approx_tokens(text: str) -> int:
@@ -106,8 +117,10 @@ async def run_episode(
     """
     item = as_item(row)
     bank = bank if bank is not None else default_bank()
-    original = bank.get(item["image"])
-    first_view = bank.first_view(item["image"])
+    # decoding, cropping and resizing run in worker threads: a 12M px original or a 2M px
+    # crop takes tens of milliseconds, which on the event loop would stall every episode in flight
+    original = await asyncio.to_thread(bank.get, item["image"])
+    first_view = await asyncio.to_thread(bank.first_view, item["image"])
     messages = build_messages(item["question"], first_view, config.rules, system_prompt)
     prompt_tokens = config.image_tokens(first_view.size)
     if token_counter is not None:
@@ -115,15 +128,21 @@ async def run_episode(
     episode = Episode(original, config, first_view=first_view, token_counter=token_counter, prompt_tokens=prompt_tokens)
     turns: list[dict[str, Any]] = []
     obs_role = config.rules.observation_role
+    detail = None
     while not episode.done:
         try:
             text = await policy(messages)
-        except ContextLimitExceeded:
+        except ContextLimitExceeded as e:
             episode.terminate("context_limit")
+            detail = str(e) or None
+            break
+        except ImageLimitExceeded as e:
+            episode.terminate("image_limit")
+            detail = str(e) or None
             break
         if not isinstance(text, str):
             text = "" if text is None else str(text)
-        obs = episode.step(text)
+        obs = await asyncio.to_thread(episode.step, text)
         messages.append({"role": "assistant", "content": [{"type": "text", "text": text}]})
         turn: dict[str, Any] = {
             "turn": episode.turns, "assistant": text, "action": _record(episode.records[-1]),
@@ -137,7 +156,8 @@ async def run_episode(
             if obs.image is not None:
                 turn["observation_index"] = obs.index
                 if crops_dir is not None:
-                    turn["observation_image"] = _save_crop(obs.image, crops_dir, item["id"], sample, obs.index)
+                    turn["observation_image"] = await asyncio.to_thread(
+                        _save_crop, obs.image, crops_dir, item["id"], sample, obs.index)
         turns.append(turn)
     summary = episode.summary()
     return {
@@ -150,6 +170,7 @@ async def run_episode(
         "answer": summary["answer"],
         "termination_reason": summary["termination_reason"],
         "is_overturn": summary["is_overturn"],
+        "termination_detail": detail,
         "verdict": None,
         "scored": False,
     }

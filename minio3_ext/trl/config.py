@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig
 
 from ..core.episode import OVERTURN_REASONS, TERMINATION_REASONS
+from .compat import KNOWN_LOSSES, ROW_MEAN_LOSSES
 
 __all__ = ["MaskedGRPOConfig"]
 
@@ -19,6 +20,11 @@ class MaskedGRPOConfig(GRPOConfig):
     trajectories leave the policy gradient. ``max_tool_calling_iterations`` is derived
     from ``max_turns`` (``max_turns - 1`` tool rounds: the last turn must answer) unless
     set explicitly, because TRL's default is unlimited.
+
+    Every ``loss_type`` of TRL 1.16 is exact with masked rows: the token-normalised ones
+    (``dapo``, ``bnpo``, ``cispo``, ``vespo``) count no masked tokens, and the row-normalised
+    ones (``grpo``, ``sapo``, ``luspo``, ``dr_grpo``) are rescaled by rows / live rows of the
+    generation batch, so a masked row no longer dilutes the live rows' gradient.
     """
 
     max_turns: int = field(
@@ -52,6 +58,21 @@ class MaskedGRPOConfig(GRPOConfig):
                   "scored, usually 0). None disables the guard."},
     )
 
+    mask_plain_truncation: bool = field(
+        default=False,
+        metadata={"help": "Also mask completions of a run without tools that hit max_completion_length without an "
+                  "answer (context_limit). Off by default: without tools the trainer scores every completion as "
+                  "GRPOTrainer does; with tools (or an environment) over-turn masking always applies."},
+    )
+
+    offload_buffered_pixels: bool = field(
+        default=True,
+        metadata={"help": "Keep a training generation batch's pixel_values in host memory, in the vision tower's "
+                  "dtype, while it is buffered (steps_per_generation micro-steps); each micro-batch's share moves to "
+                  "the GPU when it trains. The vision tower casts to its own dtype anyway, so the numbers do not "
+                  "change. False keeps TRL's choice (the whole buffer on the GPU)."},
+    )
+
     def __post_init__(self):
         if self.max_turns < 1:
             raise ValueError(f"MaskedGRPOConfig.max_turns must be >= 1, got {self.max_turns}")
@@ -70,4 +91,14 @@ class MaskedGRPOConfig(GRPOConfig):
                 f"max_turns={self.max_turns} (expected {self.max_turns - 1}); set only max_turns"
             )
         self.masked_reasons = sorted(set(self.masked_reasons))
+        if self.loss_type not in KNOWN_LOSSES:
+            raise ValueError(
+                f"MaskedGRPOConfig.loss_type={self.loss_type!r}: masking is exact only for {sorted(KNOWN_LOSSES)}; "
+                "use loss_type='dapo'"
+            )
+        if self.mask_overturn and self.loss_type in ROW_MEAN_LOSSES and (self.entropy_coef or self.use_adaptive_entropy):
+            raise ValueError(
+                f"MaskedGRPOConfig: loss_type={self.loss_type!r} is rescaled to live rows, which would rescale the "
+                "entropy bonus too; with entropy_coef/use_adaptive_entropy use loss_type='dapo' (or 'bnpo')"
+            )
         super().__post_init__()

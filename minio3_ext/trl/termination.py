@@ -86,13 +86,21 @@ def rollout_record(
     truncated: bool,
     max_tool_rounds: int,
     environment: Any = None,
+    tool_errors: int | None = None,
 ) -> dict[str, Any]:
-    """Termination reason and counters of one rollout (the environment's episode when it has one)."""
+    """Termination reason and counters of one rollout (the environment's episode when it has one).
+
+    ``tool_errors``: tool calls that failed, as counted by the trainer where they were made;
+    ``None`` falls back to reading TRL's error text.
+    """
     reason = termination_reason(messages, truncated=truncated, max_tool_rounds=max_tool_rounds)
     conversational = not isinstance(messages, str)
     turns = sum(m.get("role") == "assistant" for m in messages) if conversational else 1
     # calls TRL could not even make (unknown tool, bad keyword arguments) come back as "{'error': ...}"
-    errors = sum(m.get("role") == "tool" and message_text(m).startswith("{'error'") for m in messages) if conversational else 0
+    if tool_errors is not None:
+        errors = tool_errors
+    else:
+        errors = sum(m.get("role") == "tool" and message_text(m).startswith("{'error'") for m in messages) if conversational else 0
     episode = getattr(environment, "episode", None)
     if isinstance(episode, Episode):
         final = message_text(_final_assistant(messages)) if conversational else messages

@@ -42,6 +42,7 @@ from minio3_ext.core import Episode, EpisodeConfig, ImageError, Observation, def
 
 from . import tool_parser
 from .options import episode_config
+from .reward import call_reward_fn
 from .tool import PENDING_ATTR, SESSION_ATTR
 
 __all__ = ["MiniO3AgentLoop", "NAME"]
@@ -231,11 +232,10 @@ class MiniO3AgentLoop(ToolAgentLoop):
         row = self._row
         solution = self.tokenizer.decode(output.response_ids, skip_special_tokens=True)
         extra_info = {**(row.get("extra_info") or {}), **output.extra_fields, "raw_prompt": row.get("raw_prompt")}
-        result = await self.reward_fn(
-            data_source=row.get("data_source"), solution_str=solution,
+        result = await call_reward_fn(  # sync or async, as verl's reward managers accept
+            self.reward_fn, data_source=row.get("data_source"), solution_str=solution,
             ground_truth=(row.get("reward_model") or {}).get("ground_truth"), extra_info=extra_info,
         )
-        result = dict(result) if isinstance(result, Mapping) else {"score": float(result)}
         if penalty is not None:
             result["score"] = penalty
         output.reward_score = float(result["score"])

@@ -11,6 +11,18 @@ Config (all optional, under ``algorithm``)::
     algorithm.adv_estimator=masked_grpo
     algorithm.norm_adv_by_std_in_grpo=true            # false: Dr. GRPO (no std division)
     +algorithm.masked_grpo.include_masked_in_stats=false  # true: released-code behaviour
+
+Run checks (both trainers hand the estimator ``config=self.config.algorithm``, a node
+of the whole run config, so the first advantage computation can read the rest of it):
+a ``seq-mean-*`` ``actor.loss_agg_mode`` is refused (verl divides by every row of the
+mini-batch, masked ones included, so the live loss shrinks by the live share; verl's
+loss sees no global live-row count that would make a rescale exact), and so is
+``algorithm.filter_groups.enable`` without minio3's live-row replay buffer (verl's
+filter counts masked rows; the legacy trainer ignores the flag altogether).
+
+``masked_vanilla`` (``actor_rollout_ref.actor.policy_loss.loss_mode=masked_vanilla``) is
+verl's vanilla PPO clip loss whose token-mean denominator is at least 1, so a mini-batch
+in which every row is masked gives loss 0 and zero gradient instead of a NaN loss.
 """
 
 from __future__ import annotations
@@ -19,11 +31,84 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-from verl.trainer.ppo.core_algos import register_adv_est
+from verl.trainer.ppo.core_algos import compute_policy_loss_vanilla, register_adv_est, register_policy_loss
 
-__all__ = ["NAME", "compute_masked_grpo_advantage", "masked_grpo_scalars", "dense_group_ids", "live_rows"]
+__all__ = [
+    "NAME", "POLICY_LOSS", "compute_masked_grpo_advantage", "masked_grpo_scalars", "dense_group_ids", "live_rows",
+    "check_run_config", "check_loss_agg_mode", "compute_policy_loss_masked_vanilla",
+]
 
 NAME = "masked_grpo"
+POLICY_LOSS = "masked_vanilla"
+#: Where minio3's live-row replay buffer is loaded from (``trainer.v1.sampler.custom_sampler.path``).
+SAMPLER_PATH = "pkg://minio3_ext.verl.sampler"
+
+
+def check_loss_agg_mode(mode: Any) -> None:
+    """Refuse the loss aggregations that count masked rows (see the module docstring)."""
+    if isinstance(mode, str) and mode.startswith("seq-mean"):
+        raise ValueError(
+            f"masked_grpo: actor_rollout_ref.actor.loss_agg_mode={mode} divides the loss by every row of the "
+            "mini-batch, masked (over-turn / unscorable) rows included, so live rows are scaled down by the live "
+            "share; verl 0.9.1 exposes no live-row count to rescale exactly. Use token-mean (the recipe's) or token-sum."
+        )
+
+
+def _select(config: Any, key: str) -> Any:
+    """``key`` of the run config ``config`` (the ``algorithm`` node) belongs to, else None."""
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import ConfigKeyError
+
+    if not isinstance(config, DictConfig):
+        return None
+    try:
+        return OmegaConf.select(config, ".." + key, default=None)
+    except ConfigKeyError:  # a bare algorithm config: no run config above it
+        return None
+
+
+def check_run_config(config: Any) -> None:
+    """Refuse run settings that would train something other than masked GRPO."""
+    check_loss_agg_mode(_select(config, "actor_rollout_ref.actor.loss_agg_mode"))
+    filter_groups = _config_get(config, "filter_groups", None)
+    if not (filter_groups is not None and _config_get(filter_groups, "enable", False)):
+        return
+    use_v1 = _select(config, "trainer.use_v1")
+    if use_v1 is False:
+        raise ValueError(
+            "masked_grpo: algorithm.filter_groups.enable=true but verl's legacy trainer (trainer.use_v1=false) "
+            "ignores it: no group would be dropped. Use the v1 trainer with minio3's live-row sampler "
+            f"(trainer.v1.sampler.custom_sampler.path={SAMPLER_PATH}) or set algorithm.filter_groups.enable=false."
+        )
+    if use_v1 and _select(config, "trainer.v1.sampler.custom_sampler.path") != SAMPLER_PATH:
+        raise ValueError(
+            "masked_grpo: algorithm.filter_groups.enable=true with verl's built-in group filter, which counts masked "
+            "rows and keeps groups that masking emptied of signal. Set "
+            f"trainer.v1.sampler.custom_sampler.path={SAMPLER_PATH} (name=LiveGroupReplayBuffer, or "
+            "LiveGroupReplayBufferAsync for the async trainer modes), as recipes/verl/masked_grpo.args does."
+        )
+
+
+@register_policy_loss(POLICY_LOSS)
+def compute_policy_loss_masked_vanilla(
+    old_log_prob: torch.Tensor,
+    log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    response_mask: torch.Tensor,
+    loss_agg_mode: str = "token-mean",
+    config: Any = None,
+    rollout_is_weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """verl's vanilla clip loss; a global token count of 0 (every row masked) counts as 1."""
+    check_loss_agg_mode(loss_agg_mode)
+    info = getattr(config, "global_batch_info", None)
+    if isinstance(info, dict) and info.get("batch_num_tokens") is not None and info["batch_num_tokens"] == 0:
+        # ppo_loss rewrites this dict per micro-batch; the entropy / KL terms it adds read it too
+        info["batch_num_tokens"] = 1
+    return compute_policy_loss_vanilla(
+        old_log_prob, log_prob, advantages, response_mask, loss_agg_mode=loss_agg_mode, config=config,
+        rollout_is_weights=rollout_is_weights,
+    )
 
 
 def dense_group_ids(index: Any, device: torch.device | str | None = None) -> tuple[torch.Tensor, int]:
@@ -107,6 +192,7 @@ def compute_masked_grpo_advantage(
     """
     if index is None:
         raise ValueError("masked_grpo needs the group index: the batch has no 'uid' column")
+    check_run_config(config)
     if norm_adv_by_std_in_grpo is None:
         norm_adv_by_std_in_grpo = bool(_config_get(config, "norm_adv_by_std_in_grpo", True))
     options = _config_get(config, NAME, {})

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from minio3_ext.core import TERMINATION_REASONS
 
-__all__ = ["trajectory_indicators", "batch_metrics", "INDICATOR_KEYS"]
+__all__ = ["trajectory_indicators", "batch_metrics", "step_metrics", "INDICATOR_KEYS"]
 
 INDICATOR_KEYS = tuple(f"minio3/{r}" for r in TERMINATION_REASONS) + (
     "minio3/masked", "minio3/unscorable", "minio3/turns", "minio3/zooms", "minio3/invalid_rate",
@@ -48,3 +48,29 @@ def batch_metrics(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
         for k, v in ind.items():
             sums[k] = sums.get(k, 0.0) + v
     return {k: v / n for k, v in sums.items()} if n else {}
+
+
+def step_metrics(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Per-step scalars for verl's logger, over the trajectories trained on in a step.
+
+    Each row: ``extra_fields`` (the agent loop's, with ``reward_extra_info`` when scored
+    in-loop), ``score`` (the trajectory's reward), ``response_length`` (its response
+    tokens) and ``live`` (a non-zero response mask). Beside :func:`batch_metrics`'
+    shares: ``minio3/invalid_actions`` (mean count), ``minio3/judge_calls`` (trajectories
+    sent to the judge in the step), ``minio3/live_share``, and score / response-length
+    means over live rows only (verl's ``critic/score/mean`` and ``response_length/mean``
+    count masked rows as 0 and full-length)."""
+    rows = list(rows)
+    fields = [dict(r.get("extra_fields") or {}) for r in rows]
+    out = batch_metrics(fields)
+    if not rows:
+        return out
+    live = [r for r in rows if r.get("live")]
+    out["minio3/invalid_actions"] = sum(float(f.get("invalid_actions") or 0) for f in fields) / len(rows)
+    out["minio3/judge_calls"] = float(sum(float((f.get("reward_extra_info") or {}).get("judged") or 0) for f in fields))
+    out["minio3/live_share"] = len(live) / len(rows)
+    out["minio3/live/score/mean"] = sum(float(r["score"]) for r in live) / len(live) if live else 0.0
+    out["minio3/live/response_length/mean"] = (
+        sum(float(r["response_length"]) for r in live) / len(live) if live else 0.0
+    )
+    return out

@@ -16,16 +16,19 @@ correct: DeepEyes used 0.8 / 0.2 / 1.2).
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import re
 import threading
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from minio3_ext.core import extract_answer
 from minio3_ext.judge import Judge, JudgeConfig, JudgeItem
 
 from .metrics import trajectory_indicators
 
-__all__ = ["compute_score", "get_judge", "RESULT_KEYS"]
+__all__ = ["compute_score", "get_judge", "call_reward_fn", "RESULT_KEYS"]
 
 #: Keys of every result (verl stacks reward extra info per key, so all rows share them).
 RESULT_KEYS = ("score", "acc", "format", "judged", "unscorable", "overturn")
@@ -42,6 +45,20 @@ def get_judge() -> Judge:
         if _judge is None:
             _judge = Judge(JudgeConfig.from_env())
         return _judge
+
+
+async def call_reward_fn(fn: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
+    """Call a ``reward.custom_reward_function`` the way verl's reward managers do: await
+    a coroutine function, run a plain one in the event loop's executor (it may block on
+    I/O). A bare number becomes ``{"score": number}``."""
+    target = fn.args[0] if isinstance(fn, functools.partial) and fn.args else fn  # verl wraps it in a partial
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(target):
+        result = await fn(**kwargs)
+    else:
+        result = await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, **kwargs))
+    if inspect.isawaitable(result):  # a plain function that returned a coroutine
+        result = await result
+    return dict(result) if isinstance(result, Mapping) else {"score": float(result)}
 
 
 def _question(extra_info: Mapping[str, Any]) -> str:

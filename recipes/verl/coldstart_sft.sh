@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Cold-start SFT of Qwen2.5-VL-7B-Instruct with verl's SFT trainer (one node).
+# Cold-start SFT of Qwen2.5-VL-7B-Instruct with verl's SFT trainer (torchrun).
 #
 #   MODEL_PATH=Qwen/Qwen2.5-VL-7B-Instruct SFT_FILES=data/sft/sft.verl.parquet \
 #   OUTPUT_DIR=checkpoints/coldstart GPUS_PER_NODE=8 bash recipes/verl/coldstart_sft.sh [extra overrides]
 #
-# Every override is in coldstart_sft.args, one per line with its reason. Note: the
-# paper froze the vision tower and projector; verl 0.9.1's FSDP SFT engine has no
-# switch for that (full fine-tune here).
+# Several machines: run the same command on every node with NNODES, NODE_RANK (0..NNODES-1),
+# MASTER_ADDR (node 0's address) and MASTER_PORT (default 29500). verl's SFT trainer takes
+# its world size from torchrun, so NNODES/GPUS_PER_NODE go to torchrun, not to overrides.
+#
+# Every override is in coldstart_sft.args, one per line with its reason; the vision tower
+# and projector are frozen as in the paper (model.external_lib=minio3_ext.verl.freeze_vision).
+# The RL recipe starts from OUTPUT_DIR/global_step_N/huggingface (N = the last step).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export NNODES="${NNODES:-1}" GPUS_PER_NODE="${GPUS_PER_NODE:-8}"
 mapfile -t OVERRIDES < <(python -m minio3_ext.verl.recipe "$HERE/coldstart_sft.args")
 # fail before starting torchrun if the verl plugin did not register
 minio3 doctor
-exec torchrun --standalone --nnodes=1 --nproc_per_node="$GPUS_PER_NODE" \
+if [[ "$NNODES" == 1 ]]; then
+    LAUNCH=(--standalone --nnodes=1)
+else
+    : "${NODE_RANK:?set NODE_RANK (0..NNODES-1) on every node}" "${MASTER_ADDR:?set MASTER_ADDR to node 0}"
+    LAUNCH=(--nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" --master_port="${MASTER_PORT:-29500}")
+fi
+exec torchrun "${LAUNCH[@]}" --nproc_per_node="$GPUS_PER_NODE" \
     -m verl.trainer.sft_trainer "${OVERRIDES[@]}" "$@"

@@ -68,7 +68,7 @@ def test_coldstart_keeps_exactly_the_correct_trajectories(synth_items, tmp_path)
     cmd = [sys.executable, "-c", MAIN, "coldstart", "--data", str(items_path), "--out", str(out),
            "--base-url", "URL", "--model", "vlm", "--judge-base-url", "JURL", "--judge-model", "judge",
            "--max-turns", "6", "--concurrency", "3", "--no-progress", "--image-format", "jpeg"]
-    with FakeOpenAIServer(vlm) as policy, FakeOpenAIServer(exact_judge) as judge:
+    with FakeOpenAIServer(vlm, models=["vlm"]) as policy, FakeOpenAIServer(exact_judge) as judge:
         cmd = [policy.base_url if c == "URL" else judge.base_url if c == "JURL" else c for c in cmd]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
         first = policy.requests[0]

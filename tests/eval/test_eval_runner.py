@@ -161,9 +161,9 @@ def test_server_context_overflow_ends_the_episode_as_context_limit(synth_items):
     def other_400(request):
         return Fault.status(400, message="invalid image")
 
-    import openai
+    from minio3_ext.eval.openai_policy import EndpointError
 
     with FakeOpenAIServer(other_400) as server:
         policy = OpenAIPolicy(server.base_url, "p", max_retries=0)
-        with pytest.raises(openai.BadRequestError):
+        with pytest.raises(EndpointError, match="HTTP 400: invalid image"):
             asyncio.run(run_episode(policy, rows[0], EpisodeConfig(max_turns=8), ImageBank()))

@@ -62,14 +62,15 @@ def _config_kwargs(tmp_path) -> dict[str, Any]:
 
 @pytest.fixture
 def run_scripted(trl_setup, tmp_path, monkeypatch):
-    """``run_scripted(trainer_cls, config_cls=None, script=None, dialect="hermes", **config_overrides)`` → :class:`ScriptedRun`.
+    """``run_scripted(trainer_cls, config_cls=None, script=None, dialect="hermes", prepare_model=None, **config_overrides)``
+    → :class:`ScriptedRun` (``prepare_model(model)`` runs before the trainer is built).
 
     ``script``: per generation call, the texts of the rollouts that call generates for.
     Only ``_generate_single_turn`` (the model's sampling) is replaced; everything else is TRL's.
     """
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
 
-    def run(trainer_cls, config_cls=None, script=None, dialect="hermes", **overrides) -> ScriptedRun:
+    def run(trainer_cls, config_cls=None, script=None, dialect="hermes", prepare_model=None, **overrides) -> ScriptedRun:
         from dataclasses import replace
 
         from datasets import Dataset
@@ -87,6 +88,8 @@ def run_scripted(trl_setup, tmp_path, monkeypatch):
         args = config_cls(**{**kwargs, **overrides})
         torch.manual_seed(0)
         model, processor = load_tiny_qwen(trl_setup["model_dir"])
+        if prepare_model is not None:
+            prepare_model(model)
         episode, dataset = trl_setup["episode"], trl_setup["dataset"]
         if dialect == "minio3":
             use_minio3_dialect(processor)

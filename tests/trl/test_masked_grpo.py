@@ -159,7 +159,10 @@ def test_released_grounding_dialect_runs_through_trls_parsing_hooks(run_scripted
                                masked_group_advantages(REWARDS, ["g"] * 3, LIVE, epsilon=1e-4), rtol=0, atol=1e-6)
     tok = run.trainer.processing_class.tokenizer
     text = tok.decode(out["completion_ids"][0][out["completion_mask"][0].bool()])
-    assert text.startswith(g + "<|im_end|>\n<|im_start|>user\nAfter the above Action 0, here is the zoomed-in image")
+    from minio3_ext.core.dialect import get_dialect
+
+    observation = get_dialect("minio3").observation_text(0, 1).split("<image>")[0]
+    assert text.startswith(g + "<|im_end|>\n<|im_start|>user\n" + observation)
     assert "<tool_response>" not in text and "<|image_pad|>" in text
     assert text.endswith(f"<answer>{solution}</answer><|im_end|>")
 
@@ -227,3 +230,17 @@ def test_environment_budget_must_match_the_config(trl_setup, tmp_path, monkeypat
     with pytest.raises(ValueError, match="EpisodeConfig.max_turns=4 differs from MaskedGRPOConfig.max_turns=2"):
         MaskedGRPOTrainer(model, reward_funcs=[AccuracyReward()], args=args, train_dataset=trl_setup["dataset"],
                           processing_class=processor, environment_factory=env)
+
+
+def test_buffered_pixels_wait_in_host_memory_in_the_vision_dtype(run_scripted):
+    """Issue 12 item 3: the generation batch's pixel_values are buffered on the CPU in the vision tower's dtype
+    (bf16 here, half of TRL's float32), and the training forward sees exactly those values."""
+    run = run_scripted(MaskedGRPOTrainer, prepare_model=lambda m: m.model.visual.to(torch.bfloat16))
+    out = run.outputs[0]
+    assert out["pixel_values"].dtype == torch.bfloat16 and out["pixel_values"].device.type == "cpu"
+    train_calls = [c for c in run.visual_calls if c["grad"]]
+    assert train_calls and all(c["pixels"].dtype == torch.bfloat16 for c in train_calls)
+    assert torch.equal(train_calls[0]["pixels"].float().sum(dim=1).sort().values,
+                       out["pixel_values"].float().sum(dim=1).sort().values)
+    changed = [k for k in run.before if not torch.equal(run.before[k], run.after[k])]
+    assert any("language_model" in k or "lm_head" in k for k in changed)

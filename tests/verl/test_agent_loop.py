@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import verl
 from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
 from verl import DataProto
 from verl.experimental.agent_loop.agent_loop import AgentLoopWorker, _agent_loop_registry
 from verl.trainer.ppo.metric_utils import process_validation_metrics
@@ -178,3 +179,28 @@ def test_overturn_penalty_guard_keeps_looping_trajectories_in_the_gradient(
     assert list(out.non_tensor_batch["termination_reason"]) == ["turn_limit"]
     assert list(out.non_tensor_batch["masked"]) == [False] and list(out.non_tensor_batch["minio3/masked"]) == [0.0]
     assert out.batch["response_mask"].sum() > 0 and out.batch["rm_scores"].sum().item() == -0.25
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_sync_and_async_custom_reward_functions_score_in_loop(kind, tiny_qwen_dir, synthetic_rows, tmp_path, scripted_server):
+    # verl accepts both kinds for reward.custom_reward_function; a sync one used to crash the
+    # rollout with "object dict can't be used in 'await' expression"
+    module = tmp_path / f"reward_{kind}.py"
+    prefix = "async " if kind == "async" else ""
+    module.write_text(
+        "import threading\n"
+        f"{prefix}def score(data_source, solution_str, ground_truth, extra_info=None, bonus=0.0, **kw):\n"
+        "    return {'score': 0.5 + bonus, 'thread': float(threading.current_thread() is threading.main_thread())}\n"
+    )
+    cfg = _config(tiny_qwen_dir, "minio3")
+    cfg.reward.custom_reward_function.path = str(module)
+    cfg.reward.custom_reward_function.name = "score"
+    with open_dict(cfg):
+        cfg.reward.custom_reward_function.reward_kwargs = {"bonus": 0.25}
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    worker.llm_client = scripted_server(worker.tokenizer, _scripts("minio3", "x"))
+    out = asyncio.run(worker.generate_sequences(_batch(cfg, worker, synthetic_rows[:1], tmp_path, "minio3", cases=["answers"])))
+    assert out.batch["rm_scores"].sum().item() == 0.75
+    # a sync function runs in the executor, never blocking the event loop's thread
+    assert list(out.non_tensor_batch["thread"]) == [1.0 if kind == "async" else 0.0]

@@ -154,3 +154,95 @@ def test_missing_uid_fails_with_a_message():
     data = _batch([1.0, 0.0], ["a", "a"], [True, True])
     with pytest.raises(ValueError, match="uid"):
         compute_masked_grpo_advantage(data.batch["token_level_rewards"], data.batch["response_mask"], None)
+
+
+# --- the run checks and the loss, through verl's composed config and real ppo_loss ----------------
+
+def _run_cfg(*overrides):
+    import os
+
+    import verl
+    from hydra import compose, initialize_config_dir
+
+    cfgdir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+    with initialize_config_dir(config_dir=cfgdir, version_base=None):
+        return compose("ppo_trainer", overrides=[
+            "algorithm.adv_estimator=masked_grpo", "actor_rollout_ref.model.path=x",
+            "actor_rollout_ref.actor.use_dynamic_bsz=true", "actor_rollout_ref.actor.ppo_mini_batch_size=2",
+            "actor_rollout_ref.rollout.n=1", *overrides])
+
+
+@pytest.mark.parametrize("mode", ["seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"])
+def test_seq_mean_loss_modes_are_refused_at_the_first_advantage(mode):
+    cfg = _run_cfg(f"actor_rollout_ref.actor.loss_agg_mode={mode}")
+    with pytest.raises(ValueError, match=f"loss_agg_mode={mode} divides the loss by every row"):
+        compute_advantage(_batch(**HAND), "masked_grpo", config=cfg.algorithm)  # verl's legacy path
+    keys = [f"{u}_{i}_0" for i, u in enumerate(HAND["uids"])]
+    with pytest.raises(ValueError, match="masked \\(over-turn / unscorable\\) rows included"):
+        compute_advantage_for_multi_trajectories(_batch(**HAND), keys, "masked_grpo", config=cfg.algorithm)
+    ok = compute_advantage(_batch(**HAND), "masked_grpo", config=_run_cfg("actor_rollout_ref.actor.loss_agg_mode=token-mean").algorithm)
+    np.testing.assert_allclose(_row_adv(ok)[:3], [(2 / 3) / S3, (-1 / 3) / S3, (-1 / 3) / S3], atol=1e-5)
+
+
+def test_group_filter_without_the_live_sampler_is_refused():
+    legacy = _run_cfg("trainer.use_v1=false", "algorithm.filter_groups.enable=true")
+    with pytest.raises(ValueError, match="legacy trainer .*ignores it"):
+        compute_advantage(_batch(**HAND), "masked_grpo", config=legacy.algorithm)
+    builtin = _run_cfg("algorithm.filter_groups.enable=true")
+    with pytest.raises(ValueError, match="built-in group filter, which counts masked rows"):
+        compute_advantage(_batch(**HAND), "masked_grpo", config=builtin.algorithm)
+    ours = _run_cfg("algorithm.filter_groups.enable=true",
+                    "trainer.v1.sampler.custom_sampler.path=pkg://minio3_ext.verl.sampler",
+                    "trainer.v1.sampler.custom_sampler.name=LiveGroupReplayBuffer")
+    compute_advantage(_batch(**HAND), "masked_grpo", config=ours.algorithm)
+
+
+def _ppo_loss(loss_mode: str, live: list[bool], agg="token-mean"):
+    from verl.utils import tensordict_utils as tu
+    from verl.utils.config import omega_conf_to_dataclass
+    from verl.workers.utils.losses import ppo_loss
+    from tensordict import TensorDict
+
+    actor = omega_conf_to_dataclass(_run_cfg(f"actor_rollout_ref.actor.policy_loss.loss_mode={loss_mode}",
+                                             f"actor_rollout_ref.actor.loss_agg_mode={agg}").actor_rollout_ref.actor)
+    lens = [4, 5, 3][: len(live)]
+    prompt = 3
+
+    def nested(ts):
+        return torch.nested.as_nested_tensor(ts, layout=torch.jagged)
+
+    torch.manual_seed(0)
+    values = torch.randn(sum(prompt + n for n in lens), requires_grad=True)
+    offsets = torch.tensor([0] + np.cumsum([prompt + n for n in lens]).tolist())
+    log_probs = torch.nested.nested_tensor_from_jagged(values, offsets=offsets)
+    masks = [torch.full((n,), float(ok)) for n, ok in zip(lens, live)]
+    data = TensorDict({
+        "prompts": nested([torch.ones(prompt, dtype=torch.long)] * len(lens)),
+        "responses": nested([torch.ones(n, dtype=torch.long) for n in lens]),
+        "response_mask": nested(masks),
+        "old_log_probs": nested([torch.full((n,), -0.5) for n in lens]),
+        "advantages": nested([torch.full((n,), 0.7 if ok else 0.0) for n, ok in zip(lens, live)]),
+    }, batch_size=len(lens))
+    tu.assign_non_tensor(data, dp_size=1, batch_num_tokens=int(sum(m.sum() for m in masks)), global_batch_size=len(lens))
+    loss, _ = ppo_loss(actor, {"log_probs": log_probs}, data)
+    loss.backward()
+    return loss.detach(), values.grad
+
+
+def test_masked_vanilla_loss_is_zero_not_nan_on_an_all_masked_mini_batch():
+    stock, _ = _ppo_loss("vanilla", [False, False])
+    assert torch.isnan(stock)  # verl's vanilla token-mean: 0 / 0
+    loss, grad = _ppo_loss("masked_vanilla", [False, False])
+    assert loss.item() == 0.0 and torch.equal(grad, torch.zeros_like(grad))
+
+
+def test_masked_vanilla_equals_verls_vanilla_when_rows_are_live():
+    for live in ([True, False, True], [True, True, True]):
+        ours, g1 = _ppo_loss("masked_vanilla", live)
+        ref, g2 = _ppo_loss("vanilla", live)
+        assert torch.equal(ours, ref) and torch.equal(g1, g2)
+
+
+def test_masked_vanilla_refuses_seq_mean_in_the_loss_too():
+    with pytest.raises(ValueError, match="seq-mean-token-mean divides"):
+        _ppo_loss("masked_vanilla", [True, False], agg="seq-mean-token-mean")

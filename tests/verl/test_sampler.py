@@ -1,0 +1,151 @@
+"""The live-row group filter and the per-step ``minio3/*`` metrics through verl's real
+v1 code: the buffer is built by ``PPOTrainer._build_replay_buffer`` from the recipe's
+overrides and sampled with verl's own sync / async sampling loops over a real
+TransferQueue (local Ray). Only the trainer's prompt dispatch is played by the test:
+its ``refill_fn`` writes finished groups the way ``AgentLoopWorkerTQ`` does."""
+
+from __future__ import annotations
+
+import os
+from types import MethodType, SimpleNamespace
+
+import pytest
+import ray
+import torch
+import transfer_queue as tq
+import verl
+from hydra import compose, initialize_config_dir
+from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
+from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+from minio3_ext.verl.recipe import read_overrides
+from minio3_ext.verl.sampler import LiveGroupReplayBuffer, LiveGroupReplayBufferAsync, live_group_verdict
+
+from test_recipes import ENV, RECIPES
+
+
+
+@pytest.fixture(scope="module")
+def transfer_queue():
+    from omegaconf import OmegaConf
+
+    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+    tq.init(OmegaConf.create({"backend": {"SimpleStorage": {"num_data_storage_units": 1}}}))
+    yield tq
+    tq.close()
+    ray.shutdown()
+
+
+def _put_group(uid: str, rows: list[tuple[float, bool]], step: int = 1, judged: float = 1.0) -> None:
+    """One finished prompt group, stored as AgentLoopWorkerTQ stores it."""
+    fields, tags = [], []
+    for session, (score, live) in enumerate(rows):
+        n = 4
+        rm = torch.zeros(n)
+        rm[-1] = score
+        fields.append({
+            "prompts": torch.ones(3, dtype=torch.int64), "responses": torch.ones(n, dtype=torch.int64),
+            "response_mask": torch.full((n,), int(live), dtype=torch.int64), "rm_scores": rm,
+            "extra_fields": {"termination_reason": "answered" if live else "turn_limit", "masked": not live,
+                             "unscorable": False, "turns": 2 if live else 6, "zooms": 1 if live else 5,
+                             "invalid_actions": 0 if live else 1,
+                             "reward_extra_info": {"score": score, "judged": judged if live else 0.0}},
+        })
+        tags.append({"status": "success", "global_steps": step, "min_global_steps": step, "max_global_steps": step})
+    keys = [f"{uid}_{s}_0" for s in range(len(rows))]
+    tq.kv_batch_put(keys=keys, partition_id="train", fields=list_of_dict_to_tensordict(fields), tags=tags)
+    tq.kv_batch_put(keys=[uid], partition_id="train", tags=[{"is_prompt": True, "status": "finished", "global_steps": step}])
+
+
+def _clear():
+    listing = tq.kv_list() or {}
+    for partition, items in listing.items():
+        if items:
+            tq.kv_clear(partition_id=partition, keys=list(items))
+
+
+def _cfg(extra=()):
+    cfgdir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+    overrides = [o for o in read_overrides(RECIPES / "masked_grpo.args", ENV)
+                 if o.split("=", 1)[0].lstrip("+").startswith(("trainer.v1", "algorithm.filter_groups"))]
+    with initialize_config_dir(config_dir=cfgdir, version_base=None):
+        return compose("ppo_trainer", overrides=[*overrides, "data.train_batch_size=2", *extra])
+
+
+# group masking emptied of signal: live [1, 1] + 2 masked rows; verl's filter keeps it (std of all > 0)
+EMPTIED = [(1.0, True), (1.0, True), (0.0, False), (0.0, False)]
+ONE_LIVE = [(1.0, True), (0.0, False), (0.0, False), (0.0, False)]
+MIXED = [(1.0, True), (0.0, True), (1.0, True), (0.0, True)]
+REFILL = [(0.0, True), (1.0, True), (1.0, True), (0.0, False)]
+
+
+def test_verdicts():
+    assert live_group_verdict([1, 1, 0, 0], [True, True, False, False], 1e-4) == 1.0
+    assert live_group_verdict([1, 0], [True, False], 1e-4) == -1.0
+    assert live_group_verdict([1, 0, 0], [True, True, False], 1e-4) is None
+    assert live_group_verdict([0.5, 0.50001], [True, True], 1e-4) == pytest.approx(0.500005)  # std 5e-6 < 1e-4
+
+
+def _build(cfg, refill):
+    """verl's own ``PPOTrainer._build_replay_buffer`` on a trainer holding only what it reads."""
+    trainer = SimpleNamespace(config=cfg, trainer_mode=cfg.trainer.v1.trainer_mode, _add_prompts_to_generate=refill)
+    trainer._resolve_filter_groups_metric = MethodType(PPOTrainer._resolve_filter_groups_metric, trainer)
+    return PPOTrainer._build_replay_buffer(trainer)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["sync", "colocate_async"])
+def test_live_filter_refills_through_verls_sampling_loop(transfer_queue, mode):
+    _clear()
+    refills = []
+
+    def refill(n):  # the trainer dispatches n fresh prompts; they finish before the next poll
+        for i in range(n):
+            _put_group(f"refill{len(refills)}x{i}", REFILL, step=2)  # newer: sampled after "mixed"
+        refills.append(n)
+        return n
+
+    name = "LiveGroupReplayBuffer" if mode == "sync" else "LiveGroupReplayBufferAsync"
+    buf = _build(_cfg([f"trainer.v1.trainer_mode={mode}", f"trainer.v1.sampler.custom_sampler.name={name}"]), refill)
+    assert type(buf) is (LiveGroupReplayBuffer if mode == "sync" else LiveGroupReplayBufferAsync)
+    assert buf.min_live_std == 1e-4
+    buf.poll_interval = 0.01
+    _put_group("emptied", EMPTIED)
+    _put_group("onelive", ONE_LIVE)
+    _put_group("mixed", MIXED)
+    batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=2)
+    uids = sorted({k.split("_")[0] for k in batch.keys})
+    assert uids[0] == "mixed" and uids[1].startswith("refill0x")  # signal-free groups dropped, batch refilled
+    assert len(batch.keys) == 8
+    # verl's refill policy: one prompt per dropped group (async); sync asks 2 per group, bounded
+    # by one train batch in flight
+    assert refills and refills[0] == 2
+    assert metrics["training/filter_groups/evicted_samples"] >= 2
+    # the step's minio3/* metrics ride along with verl's own sampler metrics
+    assert metrics["minio3/masked"] == pytest.approx(1 / 8) and metrics["minio3/live_share"] == pytest.approx(7 / 8)
+    assert metrics["minio3/turn_limit"] == pytest.approx(1 / 8) and metrics["minio3/answered"] == pytest.approx(7 / 8)
+    assert metrics["minio3/judge_calls"] == 7.0 and metrics["minio3/invalid_actions"] == pytest.approx(1 / 8)
+    assert metrics["minio3/live/score/mean"] == pytest.approx(4 / 7)  # verl's critic/score/mean would say 4/8
+    assert metrics["minio3/turns"] == pytest.approx((7 * 2 + 6) / 8)
+
+
+@pytest.mark.slow
+def test_verls_builtin_filter_keeps_the_group_masking_emptied(transfer_queue):
+    # the baseline: same groups, verl's own buffer (algorithm.filter_groups.metric=reward)
+    _clear()
+    cfg = _cfg(["trainer.v1.sampler.custom_sampler.path=null", "trainer.v1.sampler.custom_sampler.name=null",
+                "trainer.v1.sampler.sampler_kwargs={}"])
+    buf = _build(cfg, lambda n: n)
+    assert type(buf) is ReplayBuffer
+    buf.poll_interval = 0.01
+    _put_group("emptied", EMPTIED)
+    _put_group("mixed", MIXED)
+    batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=2)
+    assert sorted({k.split("_")[0] for k in batch.keys}) == ["emptied", "mixed"]
+    assert not any(k.startswith("minio3/") for k in metrics)
+
+
+def test_unknown_sampler_option_is_named():
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['min_std'\]"):
+        LiveGroupReplayBuffer("sync", {}, None, "drop", {"min_std": 1e-4, "train_batch_size": 2}, refill_fn=lambda n: n)
