@@ -11,6 +11,9 @@
     # trajectories (coldstart output, eval records) → SFT data for verl and TRL
     minio3 data sft --input coldstart.jsonl --out data/sft
 
+    # the released Mini-o3-Coldstart-Dataset (parquet or its ShareGPT JSON) → verl + TRL SFT
+    minio3 data import-coldstart --input Mini-o3-Coldstart-Dataset/data --out data/coldstart
+
 Bad rows (image missing or not decodable, not exactly one image slot, empty answer,
 duplicate id) are reported by id and skipped; ``--strict`` fails instead.
 """
@@ -56,6 +59,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sft.add_argument("--all", action="store_true", help="keep trajectories the judge did not mark correct")
     sft.add_argument("--strict", action="store_true", help="fail on any unusable trajectory")
     sft.set_defaults(func=run_sft)
+    cold = sub.add_parser("import-coldstart", help="released Mini-o3-Coldstart-Dataset (parquet or ShareGPT JSON) "
+                          "→ verl + TRL SFT data")
+    cold.add_argument("--input", action="append", required=True, help="parquet / JSON file or folder (repeatable)")
+    cold.add_argument("--out", required=True, help="output folder")
+    cold.add_argument("--image-root", default=None, help="folder relative image paths are under (default: the input's)")
+    cold.add_argument("--limit", type=int, default=None)
+    cold.add_argument("--strict", action="store_true", help="fail on any bad row instead of skipping it")
+    cold.set_defaults(func=run_import_coldstart)
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -146,4 +157,22 @@ def run_sft(args: argparse.Namespace) -> int:
         print("minio3 data sft: no usable trajectory" + ("" if args.all else " judged correct (--all keeps the others)"),
               file=sys.stderr)
         return 1
+    return 0
+
+
+def run_import_coldstart(args: argparse.Namespace) -> int:
+    from minio3_ext.data.coldstart_import import ColdstartError, StrictFailure, import_coldstart
+
+    try:
+        report = import_coldstart(args.input, args.out, image_root=args.image_root, strict=args.strict,
+                                  limit=args.limit)
+    except (ColdstartError, ValueError, FileNotFoundError) as e:
+        print(f"minio3 data import-coldstart: {e}", file=sys.stderr)
+        return 1 if isinstance(e, StrictFailure) else 2
+    for bad in report.bad:
+        print(f"skipped row {bad.index}: {bad.reason}", file=sys.stderr)
+    print(f"{report.kept} of {report.rows} rows kept, {len(report.bad)} bad; images: {report.images_referenced} "
+          f"referenced, {report.images_written} written")
+    for kind, path in report.outputs.items():
+        print(f"  {kind}: {path}")
     return 0

@@ -82,6 +82,8 @@ def add_policy_args(parser: argparse.ArgumentParser) -> None:
     j = parser.add_argument_group("judge")
     j.add_argument("--judge-base-url", default=None, help="judge URL (default: $MINIO3_JUDGE_BASE_URL; none = rule-only judge)")
     j.add_argument("--judge-model", default=None, help="judge model (default: $MINIO3_JUDGE_MODEL)")
+    j.add_argument("--judge-preset", choices=("hardened", "released"), default=None,
+                   help="hardened (default) or released: the Mini-o3 authors' judge prompts and schedule")
     j.add_argument("--judge-api-key", default=None, help="judge API key (default: $MINIO3_JUDGE_API_KEY)")
     j.add_argument("--judge-cache", default=None, help="sqlite verdict cache (default: next to the output)")
 
@@ -142,7 +144,7 @@ def make_judge(args: argparse.Namespace, default_cache: str):
                                    "api_key": args.judge_api_key}.items() if v is not None}
     overrides["cache_path"] = args.judge_cache or default_cache
     try:
-        return Judge(JudgeConfig.from_env(**overrides))
+        return Judge(JudgeConfig.from_env(preset=getattr(args, "judge_preset", None), **overrides))
     except JudgeConfigError as e:
         raise UserError(judge_error(str(e))) from None
 
@@ -175,6 +177,32 @@ def run_settings(args: argparse.Namespace, judge: Any = None, **extra: Any) -> d
     return settings
 
 
+#: Flags a ``--protocol`` preset may fill (kept in step with minio3_ext.eval.protocol.PROTOCOL_DESTS).
+PROTOCOL_DESTS = ("k", "budgets", "temperature", "max_images", "judge_preset", "preset")
+
+
+class _Default:
+    """A default the user did not give on the command line (a --protocol preset may replace it)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __str__(self) -> str:  # what --help shows as the default
+        return str(self.value)
+
+
+def _explicit_flags(args: argparse.Namespace) -> set[str]:
+    """Unwrap the marked defaults; return the protocol-fillable flags the user gave."""
+    given = set()
+    for dest in PROTOCOL_DESTS:
+        value = getattr(args, dest)
+        if isinstance(value, _Default):
+            setattr(args, dest, value.value)
+        else:
+            given.add(dest)
+    return given
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a VLM endpoint: Avg@K over turn budgets",
                                    description=__doc__, formatter_class=HelpFormatter)
@@ -189,7 +217,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--save-crops", default=None, help="folder to save each observation image (for `minio3 show`)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_policy_args(parser)
-    parser.set_defaults(func=run)
+    parser.add_argument("--protocol", default=None, metavar="{released,paper-curve}",
+                        help="preset: released = 12 turns, 12 images, Avg@32, temperature 1.0, released judge and dialect preset; "
+                        "paper-curve = budgets 4,8,16,32, Avg@32, temperature 1.0 (explicit flags override it)")
+    parser.set_defaults(func=run, **{d: _Default(parser.get_default(d)) for d in PROTOCOL_DESTS})
 
 
 def load_inputs(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -242,11 +273,16 @@ def run(args: argparse.Namespace) -> int:
     from minio3_ext.eval.evaluate import evaluate, read_records
     from minio3_ext.eval.metrics import summarize
     from minio3_ext.eval.openai_policy import EndpointUnreachable
+    from minio3_ext.eval.protocol import apply_protocol, paper_table
     from minio3_ext.eval.report import format_summary_table, plot_accuracy_vs_budget
 
     out = check_out_file(args.out, "--out")
     if args.save_crops and Path(args.save_crops).exists() and not Path(args.save_crops).is_dir():
         raise UserError(f"--save-crops {args.save_crops}: is a file; expected a folder")
+    try:
+        protocol = apply_protocol(args, _explicit_flags(args))
+    except ValueError as e:
+        raise UserError(f"--protocol: {e}") from None
     items = load_inputs(args)
     judge = make_judge(args, str(out.with_suffix(".judge.sqlite")))
     try:
@@ -276,7 +312,8 @@ def run(args: argparse.Namespace) -> int:
     summary["run"] = {"items": len(items), "k": args.k, "records": len(records), "expected": expected,
                       "partial": len(records) < expected,
                       "new": stats.ran if stats else None, "resumed": stats.done_before if stats else None,
-                      "failed": stats.failed if stats else None, "stopped": stopped}
+                      "failed": stats.failed if stats else None, "stopped": stopped,
+                      "protocol": protocol.name if protocol else None}
     out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1))
     table = format_summary_table(summary)
     if len(records) < expected:
@@ -286,6 +323,10 @@ def run(args: argparse.Namespace) -> int:
     if records:
         plot_accuracy_vs_budget(summary, out.with_suffix(".png"))
     print(table)
+    paper = paper_table(summary)
+    if paper is not None:  # the paper's benchmarks, laid out like its table, beside its Mini-o3 row
+        out.with_suffix(".paper.md").write_text(paper + "\n")
+        print("\n" + paper)
     warning = sample_warning(records, args.k)
     if warning:
         print(warning, file=sys.stderr)

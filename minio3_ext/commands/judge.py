@@ -45,6 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="judge_command", required=True)
     check = sub.add_parser("check", help="validate a judge endpoint with known pairs", description=__doc__,
                            formatter_class=HelpFormatter)
+    check.add_argument("--preset", choices=("hardened", "released"), default=None,
+                       help="judge preset (default: $MINIO3_JUDGE_PRESET or hardened)")
     check.add_argument("--base-url", default=None, help="OpenAI-compatible URL (default: $MINIO3_JUDGE_BASE_URL)")
     check.add_argument("--model", default=None, help="model name (default: $MINIO3_JUDGE_MODEL)")
     check.add_argument("--api-key", default=None, help="API key (default: $MINIO3_JUDGE_API_KEY)")
@@ -63,7 +65,7 @@ def run_check(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {"base_url": args.base_url, "model": args.model, "api_key": args.api_key,
                                    "timeout_s": args.timeout, "max_retries": args.retries}.items() if v is not None}
     try:
-        cfg = JudgeConfig.from_env(**overrides).replace(use_rules=False, dedupe=False, cache_path=None)
+        cfg = JudgeConfig.from_env(preset=args.preset, **overrides).replace(use_rules=False, dedupe=False, cache_path=None)
     except JudgeConfigError as e:
         from .eval import judge_error
 

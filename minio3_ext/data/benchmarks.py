@@ -7,4 +7,5 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "deepeyes": ("train",),
     "vstar": ("test",),
     "hrbench": ("4k", "8k"),
+    "mme_realworld": ("test",),
 }

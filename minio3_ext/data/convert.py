@@ -15,6 +15,18 @@ Supported inputs (local files only; row formats as published on each dataset car
 - ``hrbench`` (DreamMr/HR-Bench ``hr_bench_4k/8k.tsv|parquet``): ``{"index",
   "question", "answer" (letter), "category", "A", "B", "C", "D", "cycle_category",
   "image" (base64)}``.
+- ``mme_realworld`` (yfzhang114/MME-RealWorld): the original JSON list of
+  ``{"Question_id", "Image" (relative path), "Text", "Answer choices" ["(A) …", …],
+  "Ground truth" (letter), "Task", "Subtask", "Category", "Question Type"}``; and the
+  lmms-eval parquet/TSV rows ``{"index", "question", "multi-choice options" ["(A) …"],
+  "answer" (letter), "category", "l2-category", "bytes" (base64 image)}``.
+
+The released Mini-o3 data layout (what its README's RL command reads:
+``VisualProbe_train/train.json``, ``VisualProbe_{Easy,Medium,Hard}/val.json``,
+``Vstar_Bench/val.json``, ``DeepEyes_train_4K/train.json``) is the SPEC 5 row
+``{"problem", "images", "solution", "data_source", …}`` for every benchmark:
+``visual_probe``, ``vstar`` and ``deepeyes`` accept it. For VisualProbe the row's own
+``data_source`` (``visual_probe_easy`` …) sets the difficulty.
 
 Each converter returns a :class:`Problem`; a row that cannot be used raises
 :class:`RowError` with the reason. Embedded images (bytes, base64, PIL) are written
@@ -162,18 +174,29 @@ def _options(pairs: list[tuple[str, str]]) -> str:
 
 # -- one converter per benchmark ---------------------------------------------------
 
-def _visual_probe(row: Mapping[str, Any], i: int, ctx: ConvertContext) -> Problem:
-    doc_id = str(row.get("doc_id") if row.get("doc_id") is not None else f"visual_probe_{ctx.split}_{i}")
+def _released_layout(row: Mapping[str, Any], i: int, ctx: ConvertContext, benchmark: str, source: str,
+                     difficulty: str) -> Problem:
+    """A row of the released Mini-o3 data layout (SPEC 5): problem, images, solution, data_source."""
+    prefix = benchmark if benchmark != "visual_probe" else f"visual_probe_{difficulty}"
+    doc_id = str(row.get("doc_id") if row.get("doc_id") is not None else f"{prefix}_{i}")
     question = _one_slot(_text(row.get("problem"), "problem"), allow_none=True)
     images = row.get("images")
     if images is None:
         raise RowError("missing images")
-    source = str(row.get("data_source") or f"visual_probe_{ctx.split}")
     return Problem(doc_id, question, _text(row.get("solution"), "solution"), _local_image(images, ctx, doc_id),
-                   source, "visual_probe", ctx.split)
+                   source, benchmark, difficulty)
+
+
+def _visual_probe(row: Mapping[str, Any], i: int, ctx: ConvertContext) -> Problem:
+    source = str(row.get("data_source") or f"visual_probe_{ctx.split}")
+    level = source[len("visual_probe_"):] if source.startswith("visual_probe_") else ""
+    difficulty = level if level in SPLITS["visual_probe"] else ctx.split
+    return _released_layout(row, i, ctx, "visual_probe", source, difficulty)
 
 
 def _deepeyes(row: Mapping[str, Any], i: int, ctx: ConvertContext) -> Problem:
+    if "problem" in row and "prompt" not in row:  # released DeepEyes_train_4K/train.json
+        return _released_layout(row, i, ctx, "deepeyes", str(row.get("data_source") or "deepeyes_train"), ctx.split)
     extra = row.get("extra_info") or {}
     index = extra.get("index", i)
     doc_id = f"deepeyes_{index}"
@@ -193,6 +216,9 @@ def _deepeyes(row: Mapping[str, Any], i: int, ctx: ConvertContext) -> Problem:
 
 
 def _vstar(row: Mapping[str, Any], i: int, ctx: ConvertContext) -> Problem:
+    if "problem" in row:  # released Vstar_Bench/val.json
+        category = str((row.get("extra_info") or {}).get("category") or row.get("category") or "all")
+        return _released_layout(row, i, ctx, "vstar_bench", str(row.get("data_source") or "vstar_bench"), category)
     qid = row.get("question_id", i)
     category = str(row.get("category") or "all")
     if "text" in row:  # test_questions.jsonl
@@ -229,11 +255,47 @@ def _hrbench(row: Mapping[str, Any], i: int, ctx: ConvertContext) -> Problem:
                    {"cycle_category": row.get("cycle_category")})
 
 
+_LETTER_OPTION = re.compile(r"^\s*\(?([A-H])\)?[\.:]?\s+(.+)$", re.DOTALL)
+
+
+def _mme_realworld(row: Mapping[str, Any], i: int, ctx: ConvertContext) -> Problem:
+    if "Text" in row or "Question_id" in row:  # the original JSON
+        qid, text = row.get("Question_id", i), row.get("Text")
+        choices, answer, image = row.get("Answer choices"), row.get("Ground truth"), row.get("Image")
+        task, subtask, category = row.get("Task"), row.get("Subtask"), row.get("Category")
+    else:  # lmms-eval rows (base64 image in "bytes")
+        qid, text = row.get("index", i), row.get("question")
+        choices, answer = row.get("multi-choice options"), row.get("answer")
+        image = row.get("bytes") if row.get("bytes") is not None else row.get("image")
+        path = str(row.get("category") or "")
+        task = "Perception" if "perception" in path.lower() else ("Reasoning" if "reasoning" in path.lower() else None)
+        subtask, category = path.split("/")[1] if path.count("/") else None, row.get("l2-category")
+    if hasattr(choices, "tolist"):
+        choices = choices.tolist()
+    if isinstance(choices, str):
+        choices = [c for c in choices.splitlines() if c.strip()]
+    if not isinstance(choices, (list, tuple)) or len(choices) < 2:
+        raise RowError("needs at least two answer choices")
+    options = []
+    for k, choice in enumerate(choices):
+        m = _LETTER_OPTION.match(str(choice))
+        options.append((m.group(1), m.group(2).strip()) if m else ("ABCDEFGH"[k], str(choice).strip()))
+    letter = _text(answer, "ground truth").strip("() .").upper()
+    if letter not in dict(options):
+        raise RowError(f"ground truth {answer!r} is not one of the options {[k for k, _ in options]}")
+    doc_id = f"mme_realworld_{str(qid).replace('/', '_')}"
+    question = f"{_text(text, 'question')}\n{_options(options)}\n{_OPTION_SUFFIX}"
+    difficulty = str(task).lower() if task else "all"
+    return Problem(doc_id, question, letter, _local_image(image, ctx, doc_id), "mme_realworld", "mme_realworld",
+                   difficulty, {"question_id": str(qid), "subtask": subtask, "category": category})
+
+
 CONVERTERS: dict[str, Callable[[Mapping[str, Any], int, ConvertContext], Problem]] = {
     "visual_probe": _visual_probe,
     "deepeyes": _deepeyes,
     "vstar": _vstar,
     "hrbench": _hrbench,
+    "mme_realworld": _mme_realworld,
 }
 
 

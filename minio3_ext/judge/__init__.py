@@ -14,13 +14,16 @@ Needs the ``openai`` package for LLM calls (``pip install minio3-ext[judge]``)::
 
 Validate an endpoint first: ``minio3 judge check --base-url URL --model NAME``.
 
-Without ``base_url`` the judge runs in **rule-only mode** (no network): certain rule
+Presets: ``JudgeConfig(preset="hardened")`` (default) or ``preset="released"`` (the
+Mini-o3 authors' judge prompts and schedule, :mod:`minio3_ext.judge.released`).
+
+Without ``base_url`` the (hardened) judge runs in **rule-only mode** (no network): certain rule
 decisions, else normalised exact match. See :mod:`minio3_ext.judge.engine` for the
 pipeline and failure policy, :mod:`minio3_ext.judge.prompt` for injection hardening.
 """
 
 from .cache import VerdictCache, cache_key
-from .config import JudgeConfig, JudgeConfigError
+from .config import PRESETS, JudgeConfig, JudgeConfigError
 from .engine import SOURCES, Judge, JudgeItem, Verdict
 from .prompt import PROMPT_VERSION, build_messages, parse_verdict
 from .rules import exact_match, rule_verdict
@@ -28,4 +31,5 @@ from .rules import exact_match, rule_verdict
 __all__ = [
     "Judge", "JudgeConfig", "JudgeConfigError", "JudgeItem", "Verdict", "SOURCES", "rule_verdict",
     "exact_match", "parse_verdict", "build_messages", "PROMPT_VERSION", "VerdictCache", "cache_key",
+    "PRESETS",
 ]

@@ -6,9 +6,21 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
-__all__ = ["JudgeConfig", "JudgeConfigError", "ENV_PREFIX"]
+__all__ = ["JudgeConfig", "JudgeConfigError", "ENV_PREFIX", "PRESETS", "PRESET_DEFAULTS"]
 
 ENV_PREFIX = "MINIO3_JUDGE_"
+
+#: Judge presets: ``hardened`` (the package's injection-hardened prompt, rule path,
+#: dedupe) and ``released`` (the Mini-o3 authors' reward, :mod:`minio3_ext.judge.released`).
+PRESETS = ("hardened", "released")
+
+#: Values of the fields left unset (``None``), per preset.
+PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "hardened": {"timeout_s": 30.0, "max_retries": 5, "max_tokens": 64, "use_rules": True, "dedupe": True},
+    # released general_qa_tool.py: timeout=120, max_tokens=16384, 5 tries, every row asked
+    "released": {"model": "gpt-4o-2024-11-20", "timeout_s": 120.0, "max_retries": 4, "max_tokens": 16384,
+                 "use_rules": False, "dedupe": False},
+}
 
 
 class JudgeConfigError(ValueError):
@@ -25,17 +37,24 @@ class JudgeConfig:
     rule, not a semantic judgement: use it for tests and offline smoke runs only.
     """
 
+    preset: str = "hardened"
+    """``hardened`` (default: fenced JSON prompt, rule path, dedupe) or ``released``
+    (the authors' prompts byte for byte, their verdict parsing, temperature
+    ``min(0.2·attempt, 1)`` over 5 tries, every answered row asked; needs an endpoint).
+    Fields left ``None`` take the preset's value (:data:`PRESET_DEFAULTS`)."""
     base_url: str | None = None
     """OpenAI-compatible endpoint, e.g. ``http://localhost:8000/v1`` (a ``vllm serve``)."""
     api_key: str | None = None
     """Bearer key; ``None`` falls back to ``$OPENAI_API_KEY``, else the placeholder
     ``"EMPTY"`` (what a keyless ``vllm serve`` accepts)."""
     model: str | None = None
-    """Model name as the endpoint knows it, e.g. ``Qwen/Qwen2.5-72B-Instruct``."""
-    timeout_s: float = 30.0
-    """Deadline for one request, connect to last byte."""
-    max_retries: int = 5
-    """Retries after the first try (the paper used 5); then the sample is unscorable."""
+    """Model name as the endpoint knows it, e.g. ``Qwen/Qwen2.5-72B-Instruct``
+    (``released`` preset default: ``gpt-4o-2024-11-20``)."""
+    timeout_s: float | None = None
+    """Deadline for one request, connect to last byte (30 s; ``released``: 120 s)."""
+    max_retries: int | None = None
+    """Retries after the first try (5; ``released``: 4, i.e. the paper's 5 tries); then
+    the sample is unscorable."""
     backoff_base_s: float = 0.5
     """First retry waits about this long; each later retry doubles it (with ±50% jitter)."""
     backoff_max_s: float = 20.0
@@ -44,21 +63,37 @@ class JudgeConfig:
     """Requests in flight at once (per event loop)."""
     cache_path: str | None = None
     """sqlite file for the persistent verdict cache; ``None`` disables it."""
-    max_tokens: int = 64
-    """Completion budget for the verdict."""
+    max_tokens: int | None = None
+    """Completion budget for the verdict (64; ``released``: 16,384)."""
     retry_temperature: float = 0.3
     """Sampling temperature after an unparseable verdict (the first try always uses 0:
-    repeating a greedy request would repeat the unparseable reply)."""
+    repeating a greedy request would repeat the unparseable reply). ``hardened`` only:
+    ``released`` uses ``min(0.2 * attempt, 1.0)``."""
+    rate_limit_wait_s: float = 3.0
+    """``released`` only: wait after HTTP 429 before asking again; such a try does not
+    count as an attempt (as in the released code)."""
+    max_rate_limit_waits: int = 200
+    """``released`` only: uncounted 429 waits allowed per item before it is
+    unscorable (the released code waits forever; this bounds it)."""
+    error_wait_s: float = 1.0
+    """``released`` only: wait after any other failed attempt."""
     max_prediction_chars: int = 300
     """Predictions are cut to this length before judging."""
     max_question_chars: int = 4000
     """Questions and ground truths are cut to this length before judging."""
-    use_rules: bool = True
-    """Decide certain cases (exact/letter/number/yes-no match) without a call."""
-    dedupe: bool = True
-    """Judge identical (question, ground truth, normalised prediction) once per batch."""
+    use_rules: bool | None = None
+    """Decide certain cases (exact/letter/number/yes-no match) without a call (on;
+    ``released``: off, and it cannot be turned on)."""
+    dedupe: bool | None = None
+    """Judge identical (question, ground truth, normalised prediction) once per batch
+    (on; ``released``: off, every answered row is asked)."""
 
     def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise JudgeConfigError(f"JudgeConfig.preset={self.preset!r} is unknown; expected one of {PRESETS}")
+        for key, value in PRESET_DEFAULTS[self.preset].items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
         checks = {
             "timeout_s": self.timeout_s > 0,
             "max_retries": self.max_retries >= 0,
@@ -69,12 +104,21 @@ class JudgeConfig:
             "retry_temperature": 0 <= self.retry_temperature <= 2,
             "max_prediction_chars": self.max_prediction_chars >= 1,
             "max_question_chars": self.max_question_chars >= 1,
+            "rate_limit_wait_s": self.rate_limit_wait_s >= 0,
+            "max_rate_limit_waits": self.max_rate_limit_waits >= 0,
+            "error_wait_s": self.error_wait_s >= 0,
         }
         for key, ok in checks.items():
             if not ok:
                 raise JudgeConfigError(f"JudgeConfig.{key}={getattr(self, key)!r} is out of range")
         if self.base_url is not None and not self.model:
             raise JudgeConfigError("JudgeConfig.model is required when base_url is set")
+        if self.preset == "released" and self.base_url is None:
+            raise JudgeConfigError("the released judge preset needs an endpoint: set base_url "
+                                   "(MINIO3_JUDGE_BASE_URL); it has no rule-only mode")
+        if self.preset == "released" and self.use_rules:
+            raise JudgeConfigError("JudgeConfig.use_rules cannot be on with preset='released' (every answered row "
+                                   "is asked, as in the released code)")
 
     @property
     def rule_only(self) -> bool:
@@ -85,7 +129,8 @@ class JudgeConfig:
         """Read ``MINIO3_JUDGE_<FIELD>`` (e.g. ``MINIO3_JUDGE_BASE_URL``,
         ``MINIO3_JUDGE_API_KEY``, ``MINIO3_JUDGE_MODEL``, ``MINIO3_JUDGE_TIMEOUT_S``,
         ``MINIO3_JUDGE_MAX_RETRIES``, ``MINIO3_JUDGE_CONCURRENCY``,
-        ``MINIO3_JUDGE_CACHE_PATH``); keyword ``overrides`` win over the environment.
+        ``MINIO3_JUDGE_CACHE_PATH``, ``MINIO3_JUDGE_PRESET``); keyword ``overrides``
+        win over the environment (``preset=None`` is ignored).
         ``MINIO3_JUDGE_TIMEOUT`` and ``MINIO3_JUDGE_RETRIES`` are accepted as aliases.
         """
         env = os.environ if env is None else env
@@ -100,7 +145,7 @@ class JudgeConfig:
             if name not in by_name:
                 raise JudgeConfigError(f"unknown judge setting {key} (known: {sorted(by_name)})")
             values[name] = _coerce(key, raw, by_name[name].type)
-        values.update(overrides)
+        values.update({k: v for k, v in overrides.items() if not (k == "preset" and v is None)})
         return cls(**values)
 
     def replace(self, **changes: Any) -> "JudgeConfig":

@@ -23,7 +23,13 @@ concurrent ``score`` call on the same event loop.
 The ``openai`` package is imported lazily, on the first LLM call: rule-only mode and
 importing this module need only the standard library.
 
-Failure policy: timeouts, connection errors, 408/409/429/5xx, a malformed response
+Preset ``released`` (:mod:`minio3_ext.judge.released`): no rule path, no dedupe by
+default, the released messages and verdict parsing, temperature ``min(0.2·attempt, 1)``
+over ``max_retries + 1`` (5) attempts; an HTTP 429 waits ``rate_limit_wait_s`` (3 s) and
+is not counted as an attempt; any other failure waits ``error_wait_s`` (1 s). After the
+last attempt the item is unscorable, as in the hardened preset (never a 0).
+
+Failure policy (``hardened``): timeouts, connection errors, 408/409/429/5xx, a malformed response
 body and a reply without a parseable verdict are retried ``max_retries`` times with
 exponential backoff and ±50% jitter (a 429's ``Retry-After`` is honoured, capped at
 ``backoff_max_s``); after the last try the item is **unscorable** (``score=None``).
@@ -50,6 +56,7 @@ from typing import Any, Sequence
 
 from minio3_ext.core.answers import extract_answer
 
+from . import released
 from .cache import VerdictCache, cache_key
 from .config import JudgeConfig, JudgeConfigError
 from .prompt import PROMPT_VERSION, build_messages, parse_verdict, sanitize
@@ -144,9 +151,10 @@ class Judge:
             if item.prediction is None:
                 verdicts[i] = Verdict(0.0, "no_answer")
                 continue
-            q = sanitize(item.question, cfg.max_question_chars)
-            gt = sanitize(item.ground_truth, cfg.max_question_chars)
-            pred = sanitize(item.prediction, cfg.max_prediction_chars)
+            cap = sanitize if cfg.preset == "hardened" else _truncate
+            q = cap(item.question, cfg.max_question_chars)
+            gt = cap(item.ground_truth, cfg.max_question_chars)
+            pred = cap(item.prediction, cfg.max_prediction_chars)
             rule = rule_verdict(q, gt, pred) if cfg.use_rules else None
             if rule is None and cfg.rule_only:
                 rule = 1.0 if exact_match(gt, pred) else 0.0
@@ -154,11 +162,12 @@ class Judge:
                 verdicts[i] = Verdict(rule, "rule")
                 continue
             prepared[i] = (q, gt, pred)
-            key = (q, gt, dedupe_form(pred)) if cfg.dedupe else i
+            key = (q, gt, self._cache_form(pred)) if cfg.dedupe else i
             groups.setdefault(key, []).append(i)
 
         reps = {key: members[0] for key, members in groups.items()}
-        keys = {key: cache_key(cfg.model or "", PROMPT_VERSION, *prepared[rep][:2], dedupe_form(prepared[rep][2]))
+        version = self._prompt_version
+        keys = {key: cache_key(cfg.model or "", version, *prepared[rep][:2], self._cache_form(prepared[rep][2]))
                 for key, rep in reps.items()}
         cached = await self._cache_get(list(keys.values()))
         to_ask = [key for key in groups if keys[key] not in cached]
@@ -173,7 +182,7 @@ class Judge:
             for i in groups[key]:
                 verdicts[i] = verdict
             if own and verdict.source == "llm":
-                fresh.append((keys[key], verdict.score, cfg.model or "", PROMPT_VERSION, verdict.reply))
+                fresh.append((keys[key], verdict.score, cfg.model or "", version, verdict.reply))
         if fresh:
             await self._cache_put(fresh)
 
@@ -253,6 +262,14 @@ class Judge:
         self._recent_latencies.extend(recent)
 
     # ------------------------------------------------------------------ internals
+    @property
+    def _prompt_version(self) -> str:
+        return released.PROMPT_VERSION if self.config.preset == "released" else PROMPT_VERSION
+
+    def _cache_form(self, prediction: str) -> str:
+        # the released judge sees the prediction verbatim: "The red." and "red" are two questions
+        return prediction if self.config.preset == "released" else dedupe_form(prediction)
+
     async def _cache_get(self, keys: list[str]) -> dict[str, float]:
         if self.cache is None or not keys:
             return {}
@@ -347,6 +364,8 @@ class Judge:
             raise
 
     async def _ask(self, question: str, ground_truth: str, prediction: str) -> Verdict:
+        if self.config.preset == "released":
+            return await self._ask_released(question, ground_truth, prediction)
         cfg = self.config
         client, semaphore, _ = self._loop_state()
         temperature = 0.0
@@ -375,6 +394,40 @@ class Judge:
             if attempt < cfg.max_retries:
                 await asyncio.sleep(self._backoff(attempt, retry_after))
         return Verdict(None, "unscorable", error=f"after {attempts} tries: {last_error}", attempts=attempts)
+
+    async def _ask_released(self, question: str, ground_truth: str, prediction: str) -> Verdict:
+        """The released retry schedule (see the module docstring)."""
+        cfg = self.config
+        client, semaphore, _ = self._loop_state()
+        messages = released.build_messages(question, ground_truth, prediction)
+        attempt, requests, waits = 0, 0, 0
+        last_error = "no try made"
+        while attempt <= cfg.max_retries:
+            if requests:
+                self._count("retries")
+            requests += 1
+            try:
+                async with semaphore:
+                    reply = await self._request(client, messages, released.temperature(attempt))
+                score = released.parse_verdict(reply)
+                if score is not None:
+                    return Verdict(score, "llm", reply=reply, attempts=requests)
+                self._count("errors_unparseable")
+                last_error = f"no verdict after 'score:' in {reply[:200]!r}"
+            except _Retryable as e:
+                self._count(f"errors_{e.kind}")
+                last_error = f"{e.kind}: {e}"
+                if e.kind == "rate_limit" and waits < cfg.max_rate_limit_waits:
+                    waits += 1
+                    await asyncio.sleep(cfg.rate_limit_wait_s)
+                    continue  # not an attempt
+            except _Final as e:
+                self._count("errors_other")
+                last_error = str(e)
+            attempt += 1
+            if attempt <= cfg.max_retries:
+                await asyncio.sleep(cfg.error_wait_s)
+        return Verdict(None, "unscorable", error=f"after {attempt} attempts: {last_error}", attempts=requests)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         cfg = self.config
@@ -424,6 +477,10 @@ class Judge:
         if not isinstance(text, str):
             raise _Retryable("malformed", "response message has no text content")
         return text
+
+
+def _truncate(text: str, max_chars: int) -> str:
+    return text[:max_chars]
 
 
 def _retry_after(response: Any) -> float | None:

@@ -42,15 +42,20 @@ def _question(prompt: Any, kwargs: dict[str, Any], i: int) -> str:
 
 
 class AccuracyReward:
-    """Binary answer accuracy through the judge. Needs a ``solution`` column."""
+    """Binary answer accuracy through the judge. Needs a ``solution`` column.
+
+    ``AccuracyReward()`` judges by rules only; ``AccuracyReward(preset="released")``
+    asks the Mini-o3 authors' judge (:mod:`minio3_ext.judge.released`) at the
+    ``MINIO3_JUDGE_*`` endpoint, ``preset="hardened"`` the package's LLM judge there.
+    """
 
     __name__ = "accuracy"
 
-    def __init__(self, judge: Any = None):
+    def __init__(self, judge: Any = None, *, preset: str | None = None):
         if judge is None:
             from ..judge import Judge, JudgeConfig
 
-            judge = Judge(JudgeConfig())
+            judge = Judge(JudgeConfig() if preset is None else JudgeConfig.from_env(preset=preset))
         self.judge = judge
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], solution: Sequence[Any] | None = None,

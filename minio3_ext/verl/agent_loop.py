@@ -25,8 +25,12 @@ gradient with reward ``-p`` instead (``0`` = plain GRPO, the unmasked ablation).
 the judge could not score is masked the same way instead of scoring 0.
 
 Options (agent-loop YAML entry, see ``config/agent_loop.yaml``): any
-:class:`~minio3_ext.core.EpisodeConfig`/crop/view key, ``score_in_loop`` and
-``overturn_penalty``.
+:class:`~minio3_ext.core.EpisodeConfig`/crop/view key, ``score_in_loop``,
+``overturn_penalty`` and ``context_budget``. The context limit counts the response
+tokens (model turns + observations) against verl's response length by default;
+``context_budget: N`` counts the whole context instead — prompt, responses and image
+tokens — and stops (masked, ``context_limit``) when it reaches ``N`` (the released
+rule: ``32768 - 2000``; ``config/agent_loop_released.yaml``).
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ class MiniO3AgentLoop(ToolAgentLoop):
 
     def __init__(
         self, *args: Any, score_in_loop: bool = True, overturn_penalty: float | None = None,
-        name: str | None = None, **kwargs: Any,
+        context_budget: int | None = None, name: str | None = None, **kwargs: Any,
     ):
         options = {k: kwargs.pop(k) for k in list(kwargs) if k not in _BASE_KWARGS}
         super().__init__(*args, **kwargs)
@@ -77,9 +81,12 @@ class MiniO3AgentLoop(ToolAgentLoop):
         self.episode_config: EpisodeConfig = episode_config(
             options, where=f"{NAME} agent loop options", dialect=self.dialect,
             max_turns=self.max_assistant_turns or EpisodeConfig.max_turns,
-            # verl's own budget: response tokens (model output + observations)
-            max_context_tokens=self.response_length,
+            # verl's own budget: response tokens (model output + observations); or the whole context
+            max_context_tokens=context_budget or self.response_length,
         )
+        if context_budget is not None and context_budget < 1:
+            raise ValueError(f"{NAME}: context_budget={context_budget!r} must be a positive token count")
+        self.context_budget = context_budget
         self.reward_fn = get_custom_reward_fn(self.config) if score_in_loop else None
         if overturn_penalty is not None and (self.reward_fn is None or overturn_penalty < 0):
             raise ValueError(
@@ -118,7 +125,9 @@ class MiniO3AgentLoop(ToolAgentLoop):
     ) -> AgentState:
         state = await super()._handle_generating_state(agent_data, sampling_params, ignore_termination)
         text = self.tokenizer.decode(agent_data.response_ids, skip_special_tokens=True)
-        obs = self.episode.step(text, context_tokens=len(agent_data.response_mask))
+        # the whole context (prompt_ids holds prompt + responses, image tokens expanded) or the responses
+        used = len(agent_data.prompt_ids) if self.context_budget else len(agent_data.response_mask)
+        obs = self.episode.step(text, context_tokens=used)
         if obs is None:
             agent_data.tool_calls = []
             return AgentState.TERMINATED

@@ -11,7 +11,9 @@ trajectory's response mask so it is excluded like an over-turn one.
 
 Weights (``reward.custom_reward_function.reward_kwargs``): ``acc_weight`` (1.0),
 ``format_weight`` (0.0, an answer tag was given), ``tool_weight`` (0.0, zoomed and
-correct: DeepEyes used 0.8 / 0.2 / 1.2).
+correct: DeepEyes used 0.8 / 0.2 / 1.2), ``judge_preset`` (``hardened``, the default, or
+``released``: the Mini-o3 authors' judge, :mod:`minio3_ext.judge.released`; the endpoint
+still comes from ``MINIO3_JUDGE_*``).
 """
 
 from __future__ import annotations
@@ -35,16 +37,24 @@ RESULT_KEYS = ("score", "acc", "format", "judged", "unscorable", "overturn")
 
 _ANSWER_RE = re.compile(r"<answer>.*?</answer>", re.DOTALL | re.IGNORECASE)
 _judge: Judge | None = None
+"""The judge of ``preset=None`` (``MINIO3_JUDGE_PRESET`` or hardened)."""
+_judges: dict[str, Judge] = {}
+"""Judges of explicitly named presets (``judge_preset`` reward kwarg)."""
 _judge_lock = threading.Lock()
 
 
-def get_judge() -> Judge:
-    """The process-wide judge, configured from the environment on first use."""
+def get_judge(preset: str | None = None) -> Judge:
+    """The process-wide judge (one per preset), configured from the environment on
+    first use; ``preset=None`` takes ``MINIO3_JUDGE_PRESET`` or ``hardened``."""
     global _judge
     with _judge_lock:
-        if _judge is None:
-            _judge = Judge(JudgeConfig.from_env())
-        return _judge
+        if preset is None:
+            if _judge is None:
+                _judge = Judge(JudgeConfig.from_env())
+            return _judge
+        if preset not in _judges:
+            _judges[preset] = Judge(JudgeConfig.from_env(preset=preset))
+        return _judges[preset]
 
 
 async def call_reward_fn(fn: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
@@ -96,6 +106,7 @@ async def compute_score(
     format_weight: float = 0.0,
     tool_weight: float = 0.0,
     judge: Judge | None = None,
+    judge_preset: str | None = None,
     **_: Any,
 ) -> dict[str, float]:
     """Score one trajectory; returns ``score`` plus the :data:`RESULT_KEYS` and ``minio3/*``
@@ -108,7 +119,7 @@ async def compute_score(
               "unscorable": 0.0, "overturn": float(overturn)}
     if overturn or answer is None:
         return {**result, **indicators}
-    (verdict,) = await (judge or get_judge()).score([JudgeItem(_question(extra_info), str(ground_truth), answer)])
+    (verdict,) = await (judge or get_judge(judge_preset)).score([JudgeItem(_question(extra_info), str(ground_truth), answer)])
     if verdict.score is None:
         if indicators:  # the loop will mask this trajectory
             indicators["minio3/unscorable"] = indicators["minio3/masked"] = 1.0

@@ -7,6 +7,8 @@
 # Variants (layered after the main list):
 #   SMOKE=1  tiny model, 1 GPU, 2 steps (masked_grpo_smoke.args)
 #   EVAL=1   validation only, 32-turn budget (masked_grpo_eval.args)
+#   RELEASED=1  the released code's training math (masked_grpo_released.args; with EVAL=1:
+#            its 12-turn / 12-image evaluation, masked_grpo_released_eval.args)
 # Judge: rule-only unless MINIO3_JUDGE_BASE_URL / MINIO3_JUDGE_MODEL name an
 # OpenAI-compatible endpoint (see minio3_ext.judge.JudgeConfig); Ray workers inherit
 # the environment.
@@ -14,8 +16,10 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export NNODES="${NNODES:-1}" GPUS_PER_NODE="${GPUS_PER_NODE:-8}"
 ARGS=("$HERE/masked_grpo.args")
+if [[ "${RELEASED:-0}" == 1 ]]; then ARGS+=("$HERE/masked_grpo_released.args"); fi
 if [[ "${SMOKE:-0}" == 1 ]]; then ARGS+=("$HERE/masked_grpo_smoke.args"); export GPUS_PER_NODE=1; fi
 if [[ "${EVAL:-0}" == 1 ]]; then ARGS+=("$HERE/masked_grpo_eval.args"); fi
+if [[ "${RELEASED:-0}" == 1 && "${EVAL:-0}" == 1 ]]; then ARGS+=("$HERE/masked_grpo_released_eval.args"); fi
 mapfile -t OVERRIDES < <(python -m minio3_ext.verl.recipe "${ARGS[@]}")
 # verl swallows plugin import errors: fail here, loudly, instead of inside a Ray worker
 minio3 doctor

@@ -15,7 +15,10 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 : "${NNODES:?set NNODES to the number of machines in the Ray cluster}"
 export NNODES GPUS_PER_NODE="${GPUS_PER_NODE:-8}" RAY_ADDRESS="${RAY_ADDRESS:-auto}"
-mapfile -t OVERRIDES < <(python -m minio3_ext.verl.recipe "$HERE/masked_grpo.args")
+ARGS=("$HERE/masked_grpo.args")
+# RELEASED=1: the released code's training math (masked_grpo_released.args)
+if [[ "${RELEASED:-0}" == 1 ]]; then ARGS+=("$HERE/masked_grpo_released.args"); fi
+mapfile -t OVERRIDES < <(python -m minio3_ext.verl.recipe "${ARGS[@]}")
 # check the plugin on this node; each worker node should pass `minio3 doctor` too
 minio3 doctor
 exec python -m verl.trainer.main_ppo "${OVERRIDES[@]}" "$@"

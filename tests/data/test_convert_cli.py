@@ -4,12 +4,11 @@ import json
 
 from PIL import Image
 
-from minio3_ext.cli import build_parser
+from minio3_ext.cli import main
 
 
 def _run(argv):
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    return main(argv)  # as the console script runs it: bad input is one line and exit 2
 
 
 def test_convert_reports_bad_rows_by_id_and_strict_fails(tmp_path, capsys):

@@ -148,4 +148,4 @@ def test_cli_rejects_bad_size_with_a_message(tmp_path):
         text=True,
     )
     assert proc.returncode != 0
-    assert "width must be an int >= 320" in proc.stderr
+    assert "--width" in proc.stderr and "320" in proc.stderr

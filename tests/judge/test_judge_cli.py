@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from judge_helpers import request_data
 
 from minio3_ext.cli import COMMANDS
-from minio3_ext.commands import judge as judge_command
 from minio3_ext.commands.judge import CHECK_PAIRS
 from minio3_ext.testing.fake_openai import Fault, closed_port_url
 
 def main(argv: list[str]) -> int:
-    """``minio3 <argv>`` with only this subcommand registered (others may be absent)."""
-    parser = argparse.ArgumentParser(prog="minio3")
-    judge_command.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    """``minio3 <argv>`` exactly as the console script runs it (bad input: one line, exit 2)."""
+    from minio3_ext.cli import main as cli_main
+
+    return cli_main(argv)
 
 
 def test_registered_in_cli():
