@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
@@ -166,13 +167,12 @@ def test_masked_grpo_leaves_over_turn_rollouts_out_and_the_guard_suspends_maskin
     # an untrained net rarely answers within 3 turns: over-turn rollouts exist
     _, curve = demo_proxy.grpo(cfg, net, 0, masked=False, log=print, label="plain")
     assert all(live.all() for live in lives())  # plain GRPO: every rollout trains
-    _, curve = demo_proxy.grpo(cfg.__class__(**{**cfg.__dict__, "max_masked_share": None}), net, 0, masked=True,
-                               log=print, label="masked")
+    _, curve = demo_proxy.grpo(replace(cfg, max_masked_share=None), net, 0, masked=True, log=print, label="masked")
     masked_lives = lives()
-    assert curve["guard_active"] == [0.0, 0.0]
+    assert curve["guard_active"] == [0.0, 0.0] and max(curve["masked_share"]) > 0
     assert [float((~live).mean()) for live in masked_lives] == curve["masked_share"]
-    _, curve = demo_proxy.grpo(cfg.__class__(**{**cfg.__dict__, "max_masked_share": 0.0}), net, 0, masked=True,
-                               log=print, label="guarded")
+    _, curve = demo_proxy.grpo(replace(cfg, max_masked_share=0.0), net, 0, masked=True, log=print, label="guarded")
     guarded = lives()
+    assert max(curve["guard_active"]) == 1.0
     for share, active, live in zip(curve["masked_share"], curve["guard_active"], guarded):
         assert active == float(share > 0.0) and (live.all() if active else True)
