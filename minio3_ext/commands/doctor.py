@@ -6,7 +6,10 @@ advantage estimator" deep inside a Ray worker. This command starts a fresh
 interpreter that does nothing but ``import verl`` and checks verl's own registries
 for ``masked_grpo``, the ``minio3_agent`` loop and the ``minio3`` tool parser; when
 something is missing it imports the plugin directly to show the error verl hid.
-When the TRL adapter is installed it checks that it imports too.
+When the TRL adapter is installed it checks that it imports too. Then it lists every
+registered image tool (built in or from another package's ``minio3_ext.tools`` entry
+point) and where it is exposed: the core episode, the system prompt, TRL's
+``ZoomEnvironment`` and verl's tool config (``ImageToolAdapter``).
 
 Each framework is reported on its own line; one that is not installed is skipped, so
 a TRL-only or verl-only install is fine::
@@ -29,11 +32,12 @@ from ._args import HelpFormatter, positive_float
 _VERL_PROBE = r"""
 import json, traceback
 import verl
-from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, POLICY_LOSS_REGISTRY
 from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
 from verl.experimental.agent_loop.tool_parser import ToolParser
 found = {
     "advantage estimator 'masked_grpo'": "masked_grpo" in ADV_ESTIMATOR_REGISTRY,
+    "policy loss 'masked_vanilla'": "masked_vanilla" in POLICY_LOSS_REGISTRY,
     "agent loop 'minio3_agent'": "minio3_agent" in _agent_loop_registry,
     "tool parser 'minio3'": "minio3" in ToolParser._registry,
 }
@@ -47,6 +51,38 @@ print(json.dumps({"found": found, "error": error}))
 """
 
 _TRL_PROBE = "import minio3_ext.trl"
+
+#: Runs in a fresh interpreter: every registered image tool and where it is exposed.
+_TOOLS_PROBE = r"""
+import importlib.util, json
+from importlib.metadata import entry_points
+from minio3_ext.core.tools import ENTRY_POINT_GROUP, available_tools, get_tool
+from minio3_ext.core.dialect import get_dialect
+names = available_tools()
+origin = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+out = {}
+for name in names:
+    cls = type(get_tool(name))
+    row = {"from": origin.get(name, f"{cls.__module__}:{cls.__qualname__}"),
+           "prompt": name in get_dialect("minio3", tools=tuple(names)).system_prompt()}
+    if importlib.util.find_spec("trl") is not None:
+        try:
+            from minio3_ext.core.episode import EpisodeConfig
+            from minio3_ext.trl.environment import ZoomEnvironment
+            env = ZoomEnvironment(EpisodeConfig(tools=tuple(names)))
+            row["trl"] = callable(getattr(env, name, None))
+        except Exception as e:
+            row["trl"] = f"{type(e).__name__}: {e}"
+    if importlib.util.find_spec("verl") is not None:
+        try:
+            from minio3_ext.verl.tool import ImageToolAdapter
+            ImageToolAdapter({"type": "native", "tool": name})
+            row["verl"] = True
+        except Exception as e:
+            row["verl"] = f"{type(e).__name__}: {e}"
+    out[name] = row
+print(json.dumps(out))
+"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -116,6 +152,29 @@ def check_trl(timeout: float = 300.0) -> list[str]:
     return [] if proc.returncode == 0 else [f"'import minio3_ext.trl' failed:\n{proc.stderr.strip()[-2000:]}"]
 
 
+def check_tools(timeout: float = 300.0) -> tuple[list[str], list[str]]:
+    """``(lines, problems)``: every registered image tool, where it comes from, and whether
+    the system prompt, TRL's ``ZoomEnvironment`` and verl's tool config expose it."""
+    proc = _probe(_TOOLS_PROBE, timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return [], [f"listing the image tools failed:\n{proc.stderr.strip()[-2000:]}"]
+    out, problems = [], []
+    for name, row in json.loads(lines[-1]).items():
+        where = ["core episode", "system prompt" if row["prompt"] else "NOT in the system prompt"]
+        for fw, how in (("trl", f"TRL ZoomEnvironment.{name} with EpisodeConfig(tools=(..., {name!r}))"),
+                        ("verl", f"verl tool YAML: class_name minio3_ext.verl.tool.ImageToolAdapter, config.tool {name}")):
+            if fw in row:
+                if row[fw] is True:
+                    where.append(how)
+                else:
+                    problems.append(f"image tool {name!r} is not usable from {fw}: {row[fw]}")
+        if not row["prompt"]:
+            problems.append(f"image tool {name!r} is not described in the system prompt")
+        out.append(f"       tool {name} ({row['from']}): " + "; ".join(where))
+    return out, problems
+
+
 def run(args: argparse.Namespace) -> int:
     failed = False
     present = 0
@@ -136,6 +195,17 @@ def run(args: argparse.Namespace) -> int:
                 print("  " + p.replace("\n", "\n  "), file=sys.stderr)
         else:
             print(f"[ok]   {name}")
+    if present:
+        try:
+            lines, problems = check_tools(args.timeout)
+        except ProbeTimeout as e:
+            lines, problems = [], [str(e)]
+        print(f"[{'FAIL' if problems else 'ok'}]{'' if problems else '  '} image tools:")
+        for line in lines:
+            print(line)
+        for p in problems:
+            failed = True
+            print("  " + p.replace("\n", "\n  "), file=sys.stderr)
     if not present:
         print('minio3 doctor: neither verl nor TRL is installed; from a clone: pip install -e ".[verl]" '
               'or pip install -e ".[trl]"', file=sys.stderr)

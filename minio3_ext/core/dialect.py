@@ -269,6 +269,34 @@ class Dialect:
             return args
         return self.parse_call(name, args, **kw)
 
+    def parse_turn(
+        self,
+        text: Any,
+        calls: Sequence[tuple[Any, Any]] = (),
+        *,
+        num_observations: int | None = None,
+        view_sizes: Mapping[str, tuple[int, int]] | None = None,
+    ) -> Action:
+        """The action of a turn a framework already split into its text and its parsed tool
+        calls ``[(name, arguments), ...]`` (the text that came before the calls, as TRL's
+        response parsing gives it). The same precedence as :meth:`parse` over the whole
+        turn: the first action wins, so an action in the text beats the calls after it,
+        except that with ``grounding_wins`` a zoom call wins over an answer; one action per
+        turn, later calls are not run. Never raises."""
+        kw = dict(num_observations=num_observations, view_sizes=view_sizes)
+        text_action = self.parse(text if isinstance(text, str) else "", **kw)
+        if not calls:
+            return text_action
+        if self.grounding_wins and self.name == "minio3":
+            if self._locate(text if isinstance(text, str) else "")[0] == GROUNDING_OPEN:
+                return text_action
+            zoom = next((c for c in calls if c[0] == "zoom"), None)
+            if zoom is not None:
+                return self.parse_call(*zoom, **kw)
+        if isinstance(text_action, Invalid) and not text_action.attempted:
+            return self.parse_call(*calls[0], **kw)
+        return text_action
+
     def read_call(self, text: str) -> tuple[str, Any] | None:
         """The tool call a turn makes, as ``(name, arguments)``, or ``None`` when the turn's
         action is an answer or there is none. ``arguments`` is a dict, or the raw body text
@@ -437,33 +465,42 @@ class Dialect:
 
     def response_schema(self) -> dict[str, Any]:
         """transformers' response-parsing schema (legacy ``x-regex`` form) for this dialect:
-        thinking, text, then ``<grounding>`` zooms (minio3) or ``<tool_call>`` calls."""
+        thinking, text, then the calls. ``minio3``: ``<grounding>`` zooms and ``<tool_call>``
+        calls (other tools; read in both dialects, like :meth:`parse`), each ``<grounding>``
+        rewritten into a ``zoom`` tool call before the calls are read; ``hermes``: ``<tool_call>``."""
+        to, tc = re.escape(TOOL_CALL_OPEN), re.escape(TOOL_CALL_CLOSE)
+        call = rf"{to}(?:(?!{tc})[\s\S])+{tc}"
+        subs: list[list[str]] = []
         if self.name == "minio3":
-            o, c = re.escape(GROUNDING_OPEN), re.escape(GROUNDING_CLOSE)
-            items = {"x-parser": "json",
-                     "x-parser-args": {"transform": "{type: 'function', function: {name: 'zoom', arguments: @}}"}}
+            go, gc = re.escape(GROUNDING_OPEN), re.escape(GROUNDING_CLOSE)
+            o = rf"(?:{go}|{to})"
+            call = rf"(?:{go}(?:(?!{gc})[\s\S])+{gc}|{call})"
+            # a <grounding> body is the zoom's arguments (the released form)
+            subs = [[rf"{go}\s*(.+?)\s*{gc}", TOOL_CALL_OPEN + '{"name": "zoom", "arguments": \\1}' + TOOL_CALL_CLOSE]]
         else:
-            o, c = re.escape(TOOL_CALL_OPEN), re.escape(TOOL_CALL_CLOSE)
-            items = {"x-parser": "json",
-                     "x-parser-args": {"transform": "{type: 'function', function: @}"}}
+            o = to
+        tool_calls: dict[str, Any] = {
+            "type": "array",
+            "x-regex-iterator": rf"{to}\s*(.+?)\s*{tc}",
+            "items": {"x-parser": "json", "x-parser-args": {"transform": "{type: 'function', function: @}"},
+                      "type": "object", "properties": {
+                          "type": {"const": "function"},
+                          "function": {"type": "object", "properties": {
+                              "name": {"type": "string"}, "arguments": {"type": "object", "additionalProperties": {}}}},
+                      }},
+        }
+        if subs:
+            tool_calls = {"x-regex-substitutions": subs, **tool_calls}
         return {
             "x-regex": (rf"^(?:{THINK_OPEN}\n?(?:(?P<reasoning_content>.*?\S.*?)\n?|[\s]*){THINK_CLOSE}\s*)?"
                         rf"(?P<content>(?:(?!{o})[\s\S])*?)(?=(?:{o}|<\|im_end\|>|$))"
-                        rf"(?P<tool_calls>(?:{o}(?:(?!{c})[\s\S])+{c}\s*)+)?\s*(?:<\|im_end\|>|$)"),
+                        rf"(?P<tool_calls>(?:{call}\s*)+)?\s*(?:<\|im_end\|>|$)"),
             "type": "object",
             "properties": {
                 "role": {"const": "assistant"},
                 "content": {"type": "string"},
                 "reasoning_content": {"type": "string"},
-                "tool_calls": {
-                    "type": "array",
-                    "x-regex-iterator": rf"{o}\s*(.+?)\s*{c}",
-                    "items": {**items, "type": "object", "properties": {
-                        "type": {"const": "function"},
-                        "function": {"type": "object", "properties": {
-                            "name": {"type": "string"}, "arguments": {"type": "object", "additionalProperties": {}}}},
-                    }},
-                },
+                "tool_calls": tool_calls,
             },
         }
 

@@ -218,6 +218,12 @@ class Episode:
         return self.dialect.parse_call(name, arguments, num_observations=self.num_observations,
                                        view_sizes=self._view_sizes)
 
+    def parse_turn(self, text, calls=()):
+        """The action of a turn given as its text plus the tool calls a framework parsed from it
+        (:meth:`Dialect.parse_turn`): one action per turn, whatever the number of calls."""
+        return self.dialect.parse_turn(text, calls, num_observations=self.num_observations,
+                                       view_sizes=self._view_sizes)
+
     def step(self, model_text: str, *, context_tokens: int | None = None) -> Observation | None:
         """Consume one assistant turn; return the next observation or ``None`` when done.
 

@@ -11,14 +11,14 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Iterable, Mapping
 
-from ..core import prompts
+from ..core.actions import Answer
+from ..core.dialect import get_dialect, interleave
 from ..core.episode import Episode, EpisodeConfig
 from ..core.images import ImageBank, default_bank, resize_for_model
-from .environment import IMAGE_PATH_KEY, content_with_image, row_image_path
+from .environment import IMAGE_PATH_KEY, content_parts, row_image_path
 
 __all__ = ["grpo_rows", "oracle_box", "oracle_conversation", "ZOOM_TOOL_NAME"]
 
@@ -26,13 +26,18 @@ ZOOM_TOOL_NAME = "zoom"
 _PASS_THROUGH = ("doc_id", "solution", "data_source", "target_bbox", "width", "height")
 
 
-def grpo_rows(rows: Iterable[Mapping[str, Any]], system_prompt: str | None = None, dialect: str = "hermes") -> list[dict[str, Any]]:
+def grpo_rows(rows: Iterable[Mapping[str, Any]], system_prompt: str | None = None, dialect: str = "hermes",
+              config: EpisodeConfig | None = None) -> list[dict[str, Any]]:
     """Rows for ``GRPOTrainer(train_dataset=...)`` with the zoom environment.
 
-    The user turn is empty text: ``ZoomEnvironment.reset`` appends the first view and
-    the question to it (TRL's convention for environment-owned prompts).
+    The system prompt is the dialect's (:meth:`~minio3_ext.core.dialect.Dialect.system_prompt`):
+    pass the environment's ``config`` so it names the same coordinate system and tools
+    (``dialect`` alone: that dialect, relative boxes, zoom only). The user turn is empty
+    text: ``ZoomEnvironment.reset`` appends the first view and the question to it (TRL's
+    convention for environment-owned prompts).
     """
-    system = prompts.system_prompt(dialect) if system_prompt is None else system_prompt
+    rules = config.rules if config is not None else get_dialect(dialect)
+    system = rules.system_prompt() if system_prompt is None else system_prompt
     out = []
     for i, row in enumerate(rows):
         if "solution" not in row:
@@ -44,7 +49,7 @@ def grpo_rows(rows: Iterable[Mapping[str, Any]], system_prompt: str | None = Non
         item.update({
             "prompt": [{"role": "system", "content": system}, {"role": "user", "content": ""}],
             IMAGE_PATH_KEY: row_image_path(dict(row)),
-            "question": question.replace("<image>", "").strip(),
+            "question": rules.strip_slots(question),
             "solution": str(row["solution"]),
         })
         out.append(item)
@@ -97,24 +102,22 @@ def oracle_conversation(
     raw = bank.get(path)
     first_view = bank.first_view(path) if bank.view_rules == config.view else resize_for_model(raw, config.view, first=True)
     episode = Episode(raw, config, first_view=first_view)
+    d = episode.dialect
     box = oracle_box(row, margin, grid)
     arguments = {"bbox_2d": list(box)}  # "source" defaults to the original image; short calls train faster
-    obs = episode.step("<tool_call>" + json.dumps({"name": ZOOM_TOOL_NAME, "arguments": arguments}) + "</tool_call>")
+    obs = episode.act(episode.parse_call(ZOOM_TOOL_NAME, arguments))
     if obs is None or obs.image is None:
         raise ValueError(f"oracle_conversation: row {row.get('doc_id', '?')!r}: oracle zoom failed ({obs and obs.text})")
-    question = (row.get("question") or row.get("problem") or "").replace("<image>", "").strip()
+    question = d.strip_slots(row.get("question") or row.get("problem") or "")
     answer = str(row["solution"])
-    system = prompts.system_prompt("hermes") if system_prompt is None else system_prompt
+    system = d.system_prompt() if system_prompt is None else system_prompt
+    user = d.split_slots(d.user_prompt(question))
     messages = [
         {"role": "system", "content": [{"type": "text", "text": system}]},
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "\n" + question}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "<think>Too small to read: zoom in.</think>"}],
+        {"role": "user", "content": content_parts(interleave(user, [first_view]), placeholders=True)},
+        {"role": "assistant", "content": [{"type": "text", "text": d.render_thought("Too small to read: zoom in.")}],
          "tool_calls": [{"type": "function", "function": {"name": ZOOM_TOOL_NAME, "arguments": arguments}}]},
-        {"role": "tool", "name": ZOOM_TOOL_NAME, "content": _placeholder_content(obs.text)},
-        {"role": "assistant", "content": [{"type": "text", "text": f"<think>I can read it.</think><answer>{answer}</answer>"}]},
+        {"role": "tool", "name": ZOOM_TOOL_NAME, "content": content_parts(obs.parts(), placeholders=True)},
+        {"role": "assistant", "content": [{"type": "text", "text": d.render_thought("I can read it.") + d.render(Answer(answer))}]},
     ]
     return {"messages": messages, "images": [first_view, obs.image]}
-
-
-def _placeholder_content(text: str) -> list[dict[str, Any]]:
-    return [{"type": "image"} if p.get("type") == "image" else p for p in content_with_image(text, None)]

@@ -2,10 +2,24 @@
 
 TRL creates one instance per rollout, calls ``reset(**row)`` with the dataset row, and
 exposes every public method except ``reset``/``get_reward`` as a tool, its schema read
-from the signature and docstring. Here the only tool is :meth:`ZoomEnvironment.zoom`;
-it drives a core :class:`~minio3_ext.core.Episode` and returns the crop as an image
-content block, which TRL puts into the tool message, hands to generation and keeps
-for the training forward.
+from the signature and docstring. ``ZoomEnvironment`` has one public method per tool
+enabled in its :class:`~minio3_ext.core.EpisodeConfig` (``zoom`` always, plus e.g.
+``EpisodeConfig(tools=("zoom", "equalize"))`` for a tool registered through the
+``minio3_ext.tools`` entry point: that is the one switch), each described by the
+episode's dialect (zoom's box in the config's coordinate system). Each drives a core
+:class:`~minio3_ext.core.Episode` with the arguments TRL already parsed
+(``Episode.act(episode.parse_call(...))``) and returns the new image as an image content
+block, which TRL puts into the tool message, hands to generation and keeps for the
+training forward.
+
+One assistant message is one turn, whatever the number of calls in it: under
+:class:`~minio3_ext.trl.MaskedGRPOTrainer` (which hands each environment its rollout's
+messages) the environment reads the message as the core reads a turn
+(:meth:`~minio3_ext.core.Episode.parse_turn`: an ``<answer>`` written before the call
+ends the episode, only the first call runs, later calls get an error note). Under a
+stock ``GRPOTrainer`` each call is a turn while the rollout runs, and the episode is
+replayed from the messages when the rollout is scored, so the record and the reward
+still follow the core's reading.
 
 ``reset`` returns the model-facing first view (from the shared raw-image bank, decoded
 once per path) and the question, appended to the row's last user message, so the
@@ -18,7 +32,8 @@ dataset itself carries no pixels::
 
 Both dialects work: TRL hands the environment parsed arguments either way; with
 ``dialect="minio3"`` pair it with :func:`minio3_ext.trl.templates.use_minio3_dialect`,
-which renders and parses ``<grounding>`` calls and shows observations as user turns.
+which renders and parses the released ``<grounding>`` calls and shows observations as
+user turns.
 
 Rows need ``image_path`` (or ``images``: a list of paths, first one used) and
 ``question`` (or ``problem``); see :func:`minio3_ext.trl.data.grpo_rows`.
@@ -26,14 +41,19 @@ Rows need ``image_path`` (or ``images``: a list of paths, first one used) and
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import inspect
+from functools import lru_cache
+from typing import Any, Literal, Mapping, Sequence
 
-from ..core import prompts
-from ..core.episode import Episode, EpisodeConfig
+from ..core.actions import Answer
+from ..core.dialect import Dialect, interleave
+from ..core.episode import Episode, EpisodeConfig, Observation
 from ..core.images import ImageBank, default_bank, resize_for_model
 
-__all__ = ["ZoomEnvironment", "IMAGE_PATH_KEY", "content_with_image", "row_image_path"]
+__all__ = [
+    "ZoomEnvironment", "IMAGE_PATH_KEY", "content_parts", "row_image_path", "turn_text", "turn_calls",
+    "bind_conversations", "close_episode",
+]
 
 IMAGE_PATH_KEY = "image_path"
 """Row column with the raw image path (not ``image``/``images``: TRL would treat those as pixels)."""
@@ -56,30 +76,144 @@ def _question(row: dict[str, Any]) -> str:
     return question
 
 
-def content_with_image(text: str, image) -> list[dict[str, Any]]:
-    """Observation text with the image placed at its ``<image>`` slot."""
-    before, _, after = text.partition("<image>")
-    parts: list[dict[str, Any]] = []
-    if before:
-        parts.append({"type": "text", "text": before})
-    parts.append({"type": "image", "image": image})
-    if after:
-        parts.append({"type": "text", "text": after})
-    return parts
+def content_parts(parts: Sequence[Any], *, placeholders: bool = False) -> list[dict[str, Any]]:
+    """Chat content blocks from text/image parts (``Observation.parts()``); images become
+    ``{"type": "image"}`` placeholders with ``placeholders=True`` (for stored datasets)."""
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append({"type": "text", "text": part})
+        else:
+            out.append({"type": "image"} if placeholders else {"type": "image", "image": part})
+    return out
+
+
+# -- TRL messages as core turns ---------------------------------------------------------------
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """Text of a chat message whose content is a string or a list of parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, Mapping) and p.get("type") == "text")
+    return ""
+
+
+def turn_text(message: Mapping[str, Any], dialect: Dialect) -> str:
+    """The text of an assistant turn without its parsed tool calls: the thinking TRL's
+    response parser moved into ``reasoning_content`` (rendered back by the dialect), then the content."""
+    reasoning = message.get("reasoning_content")
+    text = message_text(message)
+    return dialect.render_thought(reasoning) + text if isinstance(reasoning, str) and reasoning else text
+
+
+def turn_calls(message: Mapping[str, Any]) -> list[tuple[Any, Any]]:
+    """``[(name, arguments), ...]`` of an assistant message's parsed tool calls, in order."""
+    out = []
+    for call in message.get("tool_calls") or ():
+        fn = call.get("function", call) if isinstance(call, Mapping) else {}
+        out.append((fn.get("name"), fn.get("arguments")))
+    return out
+
+
+# -- one method per enabled tool ----------------------------------------------------------------
+
+_JSON_TYPES = {"integer": int, "number": float, "string": str, "boolean": bool, "object": dict}
+
+
+def _hint(prop: Mapping[str, Any]) -> Any:
+    if prop.get("enum"):
+        return Literal[tuple(prop["enum"])]
+    kind = prop.get("type")
+    if kind == "array":
+        item = _JSON_TYPES.get((prop.get("items") or {}).get("type"))
+        return list[item] if item is not None else list
+    return _JSON_TYPES.get(kind, Any)
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text or "").split())
+
+
+def _tool_method(schema: Mapping[str, Any]):
+    """A method whose signature and Google-style docstring describe ``schema`` (an OpenAI
+    function schema from the dialect), so transformers' ``get_json_schema`` rebuilds it. It
+    takes any keyword arguments: the episode, not Python, judges what the model wrote."""
+    fn = schema["function"]
+    name = fn["name"]
+    props = dict(fn.get("parameters", {}).get("properties", {}))
+    required = list(fn.get("parameters", {}).get("required", []))
+    order = [k for k in props if k in required] + [k for k in props if k not in required]
+
+    def tool(self, *args: Any, **arguments: Any):
+        if len(args) > len(order):
+            raise TypeError(f"{name}() takes {len(order)} arguments, got {len(args)} positional")
+        return self._call(name, {**dict(zip(order, args)), **arguments})
+
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    annotations: dict[str, Any] = {}
+    doc_args = []
+    for key in order:
+        default = inspect.Parameter.empty if key in required else ("original_image" if key == "source" else None)
+        annotations[key] = _hint(props[key])
+        params.append(inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotations[key]))
+        doc_args.append(f"    {key}: {_one_line(props[key].get('description') or key)}")
+    annotations["return"] = list | str
+    tool.__name__ = tool.__qualname__ = name
+    tool.__signature__ = inspect.Signature(params, return_annotation=list | str)
+    tool.__annotations__ = annotations
+    tool.__doc__ = (f"{_one_line(fn.get('description') or name)}\n\nArgs:\n" + "\n".join(doc_args)
+                    + "\n\nReturns:\n    The result image (the next observation), or a message explaining why the call failed.")
+    return tool
+
+
+@lru_cache(maxsize=64)
+def _environment_class(base: type, dialect: Dialect) -> type:
+    methods = {s["function"]["name"]: _tool_method(s) for s in dialect.tool_schemas()}
+    clash = sorted(set(methods) & {"reset", "get_reward"} | {n for n in methods if n.startswith("_")})
+    if clash:
+        raise ValueError(f"ZoomEnvironment: tool name(s) {clash} cannot be TRL tools (reserved or private)")
+    return type(base.__name__, (base,), {**methods, "__module__": base.__module__, "__doc__": base.__doc__,
+                                         "_tool_names": tuple(methods)})
 
 
 class ZoomEnvironment:
-    """One rollout's visual-search state. The public methods are TRL tools; keep helpers private."""
+    """One rollout's visual-search state. Its public methods are TRL tools, one per enabled
+    tool of the episode config (built per config); keep helpers private."""
+
+    _tool_names: tuple[str, ...] = ()
+
+    def __new__(cls, config: EpisodeConfig | None = None, bank: ImageBank | None = None):
+        config = config or EpisodeConfig(dialect="hermes", max_context_tokens=None)
+        if cls._tool_names:  # already a per-config class
+            cls = cls.__mro__[1]
+        return object.__new__(_environment_class(cls, config.rules))
 
     def __init__(self, config: EpisodeConfig | None = None, bank: ImageBank | None = None):
         self._config = config or EpisodeConfig(dialect="hermes", max_context_tokens=None)
         self._bank = bank if bank is not None else default_bank()  # an empty bank is falsy (__len__)
         self._episode: Episode | None = None
         self._row: dict[str, Any] = {}
+        self._start: tuple[Any, Any] | None = None
+        self._conversation: list | None = None
+        self._next = 0  # index into the conversation of the first message not yet consumed
+        self._replay = False
+        self.extra_calls = 0
+        """Calls after the first one of an assistant message (not run: one action per turn)."""
 
     @property
     def config(self) -> EpisodeConfig:
         return self._config
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._config.rules
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        """Names of the tool methods this environment exposes."""
+        return self._tool_names
 
     @property
     def episode(self) -> Episode | None:
@@ -98,28 +232,122 @@ class ZoomEnvironment:
             view = self._bank.first_view(path)  # resized once per path, shared by all rollouts
         else:
             view = resize_for_model(raw, self._config.view, first=True)
+        self._start = (raw, view)
         self._episode = Episode(raw, self._config, first_view=view)
         self._row = row
-        return content_with_image(prompts.user_prompt(_question(row)), view)
+        self._conversation, self._next, self._replay, self.extra_calls = None, 0, False, 0
+        d = self.dialect
+        return content_parts(interleave(d.split_slots(d.user_prompt(_question(row))), [view]))
 
-    def zoom(self, bbox_2d: list[float], source: str = "original_image") -> list[dict[str, Any]] | str:
-        """Zoom in: crop a region of an image to look at it in detail.
+    # -- the tool calls ---------------------------------------------------------------------
+    def _call(self, name: str, arguments: dict[str, Any]) -> list[dict[str, Any]] | str:
+        episode = self._episode
+        if episode is None:
+            raise RuntimeError(f"ZoomEnvironment.{name} called before reset")
+        conversation = self._conversation
+        if conversation is None:  # a stock trainer: each call is a turn (replayed per message at the end)
+            self._replay = True
+            if episode.done:
+                return self._ended()
+            obs = episode.act(episode.parse_call(name, arguments))
+            return self._ended() if obs is None else self._content(obs)
+        current = _last_assistant(conversation)
+        if current < self._next:  # the message's action was taken already
+            self.extra_calls += 1
+            return self.dialect.error_text(max(episode.turns - 1, 0), "only the first action of a turn is run; "
+                                           "make one call per turn", name)
+        self._consume_until(conversation, current)
+        if episode.done:
+            self._next = current + 1
+            return self._ended()
+        obs = self._consume(conversation, current)
+        return self._ended() if obs is None else self._content(obs)
 
-        Args:
-            bbox_2d: The region as [x0, y0, x1, y1] in relative coordinates: the image width and height are both 1.0, so each value is in [0, 1], with x0 < x1 and y0 < y1.
-            source: The image to crop: "original_image", or "observation_i" for the i-th zoomed-in image returned earlier.
+    def _ended(self) -> str:
+        episode = self._episode
+        return self.dialect.error_text(max(episode.turns - 1, 0), f"the episode has ended ({episode.termination_reason}); "
+                                       "no more tool calls are run, give your final answer")
 
-        Returns:
-            The zoomed-in image, or a message explaining why the zoom failed.
-        """
-        if self._episode is None:
-            raise RuntimeError("ZoomEnvironment.zoom called before reset")
-        if self._episode.done:
-            return f"The episode has ended ({self._episode.termination_reason}); give your final answer."
-        call = {"name": "zoom", "arguments": {"bbox_2d": bbox_2d, "source": source}}
-        obs = self._episode.step("<tool_call>" + json.dumps(call, default=str) + "</tool_call>")
-        if obs is None:
-            return f"No more zooms are allowed ({self._episode.termination_reason}); give your final answer."
-        if obs.image is None:
-            return obs.text
-        return content_with_image(obs.text, obs.image)
+    @staticmethod
+    def _content(obs: Observation) -> list[dict[str, Any]] | str:
+        return obs.text if obs.image is None else content_parts(obs.parts())
+
+    def _consume(self, conversation: Sequence[Mapping[str, Any]], index: int) -> Observation | None:
+        """One assistant message → one ``Episode.act``."""
+        message = conversation[index]
+        episode = self._episode
+        self._next = index + 1
+        return episode.act(episode.parse_turn(turn_text(message, self.dialect), turn_calls(message)))
+
+    def _consume_until(self, conversation: Sequence[Mapping[str, Any]], stop: int) -> None:
+        """Consume the assistant messages before ``stop`` the environment has not seen (e.g. a
+        turn whose only call named a tool TRL does not know, so TRL answered it itself)."""
+        for i in range(self._next, stop):
+            if self._episode.done:
+                break
+            if conversation[i].get("role") == "assistant":
+                self._consume(conversation, i)
+        self._next = max(self._next, stop)
+
+
+def _last_assistant(messages: Sequence[Mapping[str, Any]]) -> int:
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].get("role") == "assistant":
+            return i
+    return -1
+
+
+def bind_conversations(environments: Sequence[Any] | None, completions: Sequence[Any]) -> None:
+    """Hand each :class:`ZoomEnvironment` its rollout's live message list (TRL's tool loop
+    appends to it in place), so a call knows which assistant message it belongs to.
+    Called by :class:`~minio3_ext.trl.MaskedGRPOTrainer` before TRL's tool loop."""
+    for env, messages in zip(environments or (), completions):
+        if isinstance(env, ZoomEnvironment) and env._episode is not None and isinstance(messages, list):
+            env._conversation = messages
+
+
+def close_episode(env: ZoomEnvironment, messages: Sequence[Mapping[str, Any]] | str, *, truncated: bool = False) -> Episode:
+    """End ``env``'s episode at the end of its TRL rollout and return it (idempotent).
+
+    The assistant messages the episode has not consumed are consumed (one ``act`` each);
+    a rollout TRL ended while the episode would go on gets the reason TRL's loop implies:
+    a final turn cut by ``max_completion_length`` without an answer, or a tool result
+    TRL rolled back because it did not fit, is ``context_limit``; calls TRL did not run
+    because its tool-iteration cap was reached are ``turn_limit``; a turn TRL read as
+    plain text (e.g. a call it could not parse) is ``no_answer``.
+    """
+    episode = env._episode
+    if episode is None:
+        raise RuntimeError("close_episode: the environment was never reset")
+    if isinstance(messages, str):
+        messages = [{"role": "assistant", "content": messages}]
+    if episode.done and not env._replay:
+        return episode
+    if env._replay:  # a stock trainer ran the calls one by one: read the rollout again, one act per message
+        raw, view = env._start
+        episode = env._episode = Episode(raw, env._config, first_view=view)
+        env._next, env._replay = 0, False
+    last = _last_assistant(messages)
+    if last < 0:
+        episode.terminate("context_limit" if truncated else "no_answer")
+        return episode
+    env._consume_until(messages, last)
+    if episode.done:
+        return episode
+    final = messages[last]
+    pending = bool(final.get("tool_calls"))
+    if env._next <= last:  # TRL did not hand the final message to the environment
+        action = episode.parse_turn(turn_text(final, env.dialect), turn_calls(final))
+        if truncated and not isinstance(action, Answer):
+            episode.terminate("context_limit")
+            return episode
+        env._next = last + 1
+        episode.act(action)
+        if not episode.done:
+            episode.terminate("turn_limit" if pending else "no_answer")
+        return episode
+    # the environment ran the final message's call, but TRL went no further: it rolled the
+    # result back (too long) or the turn after it was cut to nothing
+    episode.terminate("context_limit")
+    return episode
+

@@ -1,27 +1,29 @@
 """Reward functions with TRL's signature: ``f(prompts, completions, **columns) -> list[float | None]``.
 
-- :class:`AccuracyReward`: the first ``<answer>`` of the trajectory judged against the
-  row's ``solution`` by :class:`minio3_ext.judge.Judge` (rule-only without a judge
-  endpoint). An unscorable verdict returns ``None``, which TRL turns into NaN and
-  leaves out of the group baseline: a judge failure never becomes a silent 0.
+- :class:`AccuracyReward`: the answer the rollout's core episode recorded (the zoom
+  environment's episode; without one, the first turn whose action is an answer, read by
+  the same core rule) judged against the row's ``solution`` by
+  :class:`minio3_ext.judge.Judge` (rule-only without a judge endpoint). An unscorable
+  verdict returns ``None``. It is a *required* reward: :func:`propagate_unscorable`
+  (called by :class:`~minio3_ext.trl.MaskedGRPOTrainer`) makes the whole row unscorable
+  then, whatever other reward functions and weights there are — TRL alone would
+  ``nansum`` the other columns and score the row as if the judge had said 0.
 - :func:`format_reward`: 1.0 when every assistant turn thinks inside ``<think>`` and
-  the trajectory ends with an ``<answer>``; optional, weight it with
-  ``GRPOConfig.reward_weights``.
+  the trajectory ends with an ``<answer>`` (the dialect's rules); optional, weight it
+  with ``GRPOConfig.reward_weights``.
 
-Both log ``minio3/...`` metrics through TRL's ``log_metric`` hook.
+Mark any reward function of your own as required with :func:`required`.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from ..core.answers import extract_answer
-from .termination import message_text
+from ..core.dialect import get_dialect
+from .environment import ZoomEnvironment, message_text, turn_text
+from .termination import rollout_answer
 
-__all__ = ["AccuracyReward", "format_reward", "trajectory_text"]
-
-_THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL)
+__all__ = ["AccuracyReward", "format_reward", "trajectory_text", "required", "is_required", "propagate_unscorable"]
 
 
 def trajectory_text(completion: Any) -> str:
@@ -31,18 +33,45 @@ def trajectory_text(completion: Any) -> str:
     return "\n".join(message_text(m) for m in completion if m.get("role") == "assistant")
 
 
+def required(func: Callable) -> Callable:
+    """Mark a reward function as required: a ``None`` (unscorable) from it makes the whole row unscorable."""
+    func.required = True
+    return func
+
+
+def is_required(func: Any) -> bool:
+    return bool(getattr(func, "required", False))
+
+
+def propagate_unscorable(rewards_per_func, reward_funcs: Sequence[Any]):
+    """Set every column of a row to NaN where a required reward function returned NaN.
+
+    ``rewards_per_func``: TRL's ``(rows, functions)`` reward tensor (modified in place and
+    returned). TRL leaves an all-NaN row out of its group's mean/std and gives it
+    advantage 0; a row with only *some* NaN columns it would ``nansum``.
+    """
+    import torch
+
+    columns = [i for i, f in enumerate(reward_funcs) if is_required(f)]
+    if columns and rewards_per_func.numel():
+        rows = torch.isnan(rewards_per_func[:, columns]).any(dim=1)
+        rewards_per_func[rows] = torch.nan
+    return rewards_per_func
+
+
 def _question(prompt: Any, kwargs: dict[str, Any], i: int) -> str:
+    d = get_dialect()
     for key in ("question", "problem"):
         values = kwargs.get(key)
         if values is not None and values[i]:
-            return str(values[i]).replace("<image>", "").strip()
+            return d.strip_slots(str(values[i]))
     if isinstance(prompt, str):
         return prompt
     return "\n".join(message_text(m) for m in prompt if m.get("role") == "user").strip()
 
 
 class AccuracyReward:
-    """Binary answer accuracy through the judge. Needs a ``solution`` column.
+    """Binary answer accuracy through the judge, on the episode's answer. Needs a ``solution`` column.
 
     ``AccuracyReward()`` judges by rules only; ``AccuracyReward(preset="released")``
     asks the Mini-o3 authors' judge (:mod:`minio3_ext.judge.released`) at the
@@ -50,6 +79,8 @@ class AccuracyReward:
     """
 
     __name__ = "accuracy"
+    required = True
+    """An unscorable verdict makes the whole row unscorable (:func:`propagate_unscorable`)."""
 
     def __init__(self, judge: Any = None, *, preset: str | None = None):
         if judge is None:
@@ -59,14 +90,15 @@ class AccuracyReward:
         self.judge = judge
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], solution: Sequence[Any] | None = None,
-                 log_metric=None, **kwargs: Any) -> list[float | None]:
+                 log_metric=None, environments: Sequence[Any] | None = None, **kwargs: Any) -> list[float | None]:
         if solution is None:
             raise ValueError("AccuracyReward needs a 'solution' column in the training dataset")
         from ..judge import JudgeItem
 
+        envs = list(environments) if environments is not None else [None] * len(completions)
         items = [
-            JudgeItem(_question(p, kwargs, i), str(s), extract_answer(trajectory_text(c)))
-            for i, (p, c, s) in enumerate(zip(prompts, completions, solution, strict=True))
+            JudgeItem(_question(p, kwargs, i), str(s), rollout_answer(c, env))
+            for i, (p, c, s, env) in enumerate(zip(prompts, completions, solution, envs, strict=True))
         ]
         verdicts = self.judge.score_sync(items)
         scores = [None if v.score is None else float(v.score) for v in verdicts]
@@ -76,13 +108,16 @@ class AccuracyReward:
         return scores
 
 
-def format_reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
+def format_reward(completions: Sequence[Any], environments: Sequence[Any] | None = None, **kwargs: Any) -> list[float]:
     """1.0 if every assistant turn has a ``<think>`` block and the last one answers, else 0.0."""
     out = []
-    for c in completions:
+    for i, c in enumerate(completions):
+        env = environments[i] if environments is not None else None
+        d = env.dialect if isinstance(env, ZoomEnvironment) else get_dialect()
         # TRL's Qwen response parser moves a leading <think> block into ``reasoning_content``
         turns = [{"content": c}] if isinstance(c, str) else [m for m in c if m.get("role") == "assistant"]
-        thinks = bool(turns) and all(m.get("reasoning_content") or _THINK_RE.search(message_text(m)) for m in turns)
-        answered = bool(turns) and extract_answer(message_text(turns[-1])) is not None
+        texts = [turn_text(m, d) for m in turns]
+        thinks = bool(texts) and all(d.think_ok(t) for t in texts)
+        answered = bool(texts) and d.answer(texts[-1]) is not None
         out.append(1.0 if thinks and answered else 0.0)
     return out

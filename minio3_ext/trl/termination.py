@@ -1,31 +1,28 @@
-"""Why a TRL rollout ended, read from the messages TRL's tool loop produced.
+"""Why a TRL rollout ended, and what it answered.
 
-TRL's loop stops a rollout when the model answers without a tool call, when
-``max_tool_calling_iterations`` runs out while the model is still calling tools, or
-when a tool result would overflow ``max_completion_length`` (it then rolls the result
-back). In both budget cases the last assistant message still carries an unexecuted
-``tool_calls`` entry, which is how the over-turn rows are recognised without an
-environment. With the zoom environment the episode state refines the reason.
+With the zoom environment the record is the environment's core
+:class:`~minio3_ext.core.Episode`, driven one ``act`` per assistant message and closed
+by :func:`~minio3_ext.trl.environment.close_episode` with the reason TRL's loop implies
+when the episode would have gone on. Without an environment the messages are read turn by
+turn with the same core rule (:meth:`~minio3_ext.core.dialect.Dialect.parse_turn`):
+
+- the first turn whose action is an answer → ``answered`` (what the core episode records);
+- still calling a tool when TRL stopped: ``turn_limit`` at TRL's tool-iteration cap,
+  otherwise ``context_limit`` (TRL rolled back a tool result that did not fit);
+- cut by ``max_completion_length`` without an answer: ``context_limit`` (whether that is
+  masked for a run without tools is the trainer's ``mask_plain_truncation``);
+- otherwise ``no_answer``.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from ..core.answers import extract_answer
-from ..core.episode import Episode
+from ..core.actions import Answer
+from ..core.dialect import MAX_ANSWER_CHARS, Dialect, get_dialect
+from .environment import ZoomEnvironment, close_episode, message_text, turn_calls, turn_text
 
-__all__ = ["message_text", "tool_rounds", "termination_reason", "finish_episode", "rollout_record"]
-
-
-def message_text(message: Mapping[str, Any]) -> str:
-    """Text of a chat message whose content is a string or a list of parts."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, Mapping) and p.get("type") == "text")
-    return ""
+__all__ = ["message_text", "tool_rounds", "termination_reason", "rollout_answer", "rollout_record"]
 
 
 def tool_rounds(messages: Sequence[Mapping[str, Any]]) -> int:
@@ -36,48 +33,51 @@ def tool_rounds(messages: Sequence[Mapping[str, Any]]) -> int:
     )
 
 
-def _final_assistant(messages: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    for m in reversed(messages):
-        if m.get("role") == "assistant":
-            return m
-    return {}
+def _assistants(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [m for m in messages if m.get("role") == "assistant"]
 
 
-def termination_reason(messages: Sequence[Mapping[str, Any]] | str, *, truncated: bool, max_tool_rounds: int) -> str:
-    """One of the core ``TERMINATION_REASONS`` for a finished TRL rollout.
+def _first_answer(messages: Sequence[Mapping[str, Any]] | str, dialect: Dialect) -> str | None:
+    """The answer the core would record: that of the first turn whose action is an answer."""
+    if isinstance(messages, str):
+        return dialect.answer(messages)
+    for m in _assistants(messages):
+        action = dialect.parse_turn(turn_text(m, dialect), turn_calls(m))
+        if isinstance(action, Answer):
+            return action.text[:MAX_ANSWER_CHARS]
+    return None
+
+
+def termination_reason(
+    messages: Sequence[Mapping[str, Any]] | str,
+    *,
+    truncated: bool,
+    max_tool_rounds: int,
+    dialect: Dialect | None = None,
+) -> str:
+    """One of the core ``TERMINATION_REASONS`` for a finished TRL rollout without an environment.
 
     ``truncated``: the completion did not end with an end-of-sequence token (it hit
     ``max_completion_length``). ``max_tool_rounds``: the trainer's tool-iteration cap.
     """
-    if isinstance(messages, str):  # a plain-text (non-conversational) completion
-        final, pending, rounds = messages, False, 0
-    else:
-        last = _final_assistant(messages)
-        final, pending, rounds = message_text(last), bool(last.get("tool_calls")), tool_rounds(messages)
-        if messages and messages[-1].get("role") != "assistant":
-            pending = False
-    if pending:
-        return "turn_limit" if rounds >= max_tool_rounds else "context_limit"
-    if extract_answer(final) is not None:
+    dialect = dialect or get_dialect()
+    if _first_answer(messages, dialect) is not None:
         return "answered"
+    if not isinstance(messages, str):
+        assistants = _assistants(messages)
+        last = assistants[-1] if assistants else {}
+        if last.get("tool_calls") and messages[-1].get("role") == "assistant":  # calls TRL did not run
+            return "turn_limit" if tool_rounds(messages) >= max_tool_rounds else "context_limit"
     return "context_limit" if truncated else "no_answer"
 
 
-def finish_episode(episode: Episode, reason: str, final_text: str) -> None:
-    """Close an environment's episode with the reason TRL's loop implies.
-
-    An answer is fed through :meth:`Episode.step` so it is recorded like any turn;
-    other endings are imposed with :meth:`Episode.terminate`. A reason the episode
-    already reached itself (e.g. ``image_limit`` inside a tool call) is kept.
-    """
-    if episode.done:
-        return
-    if reason == "answered":
-        episode.step(final_text)
-        if not episode.done:  # pragma: no cover - step() ends on any <answer>
-            episode.terminate("answered")
-        return
-    episode.terminate(reason)
+def rollout_answer(completion: Any, environment: Any = None, *, truncated: bool = False) -> str | None:
+    """The answer of one rollout as the core episode records it (the environment's episode
+    when there is one, closed here if the trainer has not closed it yet)."""
+    if isinstance(environment, ZoomEnvironment) and environment.episode is not None:
+        answer = close_episode(environment, completion, truncated=truncated).answer
+        return None if answer is None else answer[:MAX_ANSWER_CHARS]
+    return _first_answer(completion, get_dialect())
 
 
 def rollout_record(
@@ -91,22 +91,19 @@ def rollout_record(
     """Termination reason and counters of one rollout (the environment's episode when it has one).
 
     ``tool_errors``: tool calls that failed, as counted by the trainer where they were made;
-    ``None`` falls back to reading TRL's error text.
+    ``None`` falls back to reading TRL's error text. With the zoom environment the episode
+    counts invalid actions itself (a call TRL could not route is read as the episode's turn).
     """
+    if isinstance(environment, ZoomEnvironment) and environment.episode is not None:
+        summary = close_episode(environment, messages, truncated=truncated).summary()
+        return {"reason": summary["termination_reason"], "turns": summary["turns"], "zooms": summary["zooms"],
+                "invalid_actions": summary["invalid_actions"], "extra_calls": environment.extra_calls}
     reason = termination_reason(messages, truncated=truncated, max_tool_rounds=max_tool_rounds)
-    conversational = not isinstance(messages, str)
-    turns = sum(m.get("role") == "assistant" for m in messages) if conversational else 1
-    # calls TRL could not even make (unknown tool, bad keyword arguments) come back as "{'error': ...}"
-    if tool_errors is not None:
-        errors = tool_errors
-    else:
-        errors = sum(m.get("role") == "tool" and message_text(m).startswith("{'error'") for m in messages) if conversational else 0
-    episode = getattr(environment, "episode", None)
-    if isinstance(episode, Episode):
-        final = message_text(_final_assistant(messages)) if conversational else messages
-        finish_episode(episode, reason, final)
-        summary = episode.summary()
-        return {"reason": summary["termination_reason"], "turns": turns, "zooms": summary["zooms"],
-                "invalid_actions": summary["invalid_actions"] + errors}
-    return {"reason": reason, "turns": turns, "zooms": tool_rounds(messages) if conversational else 0,
-            "invalid_actions": errors}
+    if isinstance(messages, str):
+        return {"reason": reason, "turns": 1, "zooms": 0, "invalid_actions": 0, "extra_calls": 0}
+    # calls TRL could not make (unknown tool, bad keyword arguments) come back as "{'error': ...}"
+    errors = tool_errors if tool_errors is not None else sum(
+        m.get("role") == "tool" and message_text(m).startswith("{'error'") for m in messages)
+    calls = sum(max(len(m.get("tool_calls") or ()) - 1, 0) for m in _assistants(messages))
+    return {"reason": reason, "turns": len(_assistants(messages)), "zooms": tool_rounds(messages),
+            "invalid_actions": errors, "extra_calls": calls}

@@ -52,6 +52,8 @@ from trl import GRPOTrainer
 from ..core.episode import TERMINATION_REASONS
 from . import compat
 from .config import MaskedGRPOConfig
+from .environment import bind_conversations
+from .rewards import propagate_unscorable
 from .termination import rollout_record
 
 __all__ = ["MaskedGRPOTrainer"]
@@ -114,6 +116,8 @@ class MaskedGRPOTrainer(GRPOTrainer):
         return bool(self.use_vllm and (self.vllm_mode == "server" or self.vllm_tensor_parallel_size > 1))
 
     def _tool_call_loop(self, prompts, prompt_ids, completion_ids, completions, logprobs, images, multimodal_fields):
+        # one turn per assistant message: each zoom environment reads its rollout's messages as they grow
+        bind_conversations(self.environments, completions)
         errors = [0] * len(prompts)
         originals = self._count_tool_errors(errors)
         self._in_tool_loop = True
@@ -306,6 +310,8 @@ class MaskedGRPOTrainer(GRPOTrainer):
     # -- baseline: masked rows become "unscorable" for TRL's nan-aware statistics -------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        # a required reward (the judge) that could not score a row makes the whole row unscorable
+        rewards_per_func = propagate_unscorable(rewards_per_func, self.reward_funcs)
         if self._masking_active and not self.args.include_masked_in_stats:
             rewards_per_func[~self._live_global.to(rewards_per_func.device)] = torch.nan
         return rewards_per_func

@@ -3,12 +3,14 @@ that imports verl (driver and Ray workers).
 
 Importing this package registers, with verl's own registries:
 
-- the ``masked_grpo`` advantage estimator (:mod:`.estimator`);
+- the ``masked_grpo`` advantage estimator and the ``masked_vanilla`` policy loss (:mod:`.estimator`);
 - the ``minio3`` tool parser for the ``<grounding>`` dialect (:mod:`.tool_parser`);
 - the ``minio3_agent`` agent loop (:mod:`.agent_loop`).
 
 The zoom tool (:mod:`.tool`) and the reward function (:mod:`.reward`) are loaded by
-path from configs shipped in ``config/`` (:func:`config_path`). verl swallows plugin
+path from configs shipped in ``config/`` (:func:`config_path`); the v1 replay buffer
+(:mod:`.sampler`) through ``trainer.v1.sampler.custom_sampler``; the SFT vision freeze
+(:mod:`.freeze_vision`) through ``model.external_lib``. verl swallows plugin
 import errors, so :func:`registration_problems` (used by ``minio3 doctor``) says
 loudly what is missing.
 """
@@ -40,11 +42,13 @@ def registration_problems() -> list[str]:
     """What is *not* registered with verl in this process (empty when all is well)."""
     from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
     from verl.experimental.agent_loop.tool_parser import ToolParser
-    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, POLICY_LOSS_REGISTRY
 
     problems = []
     if ADV_ESTIMATOR_REGISTRY.get(ESTIMATOR) is not estimator.compute_masked_grpo_advantage:
         problems.append(f"advantage estimator {ESTIMATOR!r} is not registered")
+    if POLICY_LOSS_REGISTRY.get(estimator.POLICY_LOSS) is not estimator.compute_policy_loss_masked_vanilla:
+        problems.append(f"policy loss {estimator.POLICY_LOSS!r} is not registered")
     if _agent_loop_registry.get(AGENT_LOOP, {}).get("_target_") != "minio3_ext.verl.agent_loop.MiniO3AgentLoop":
         problems.append(f"agent loop {AGENT_LOOP!r} is not registered")
     if ToolParser._registry.get(TOOL_PARSER) is not tool_parser.Minio3ToolParser:

@@ -16,7 +16,8 @@ Run checks (both trainers hand the estimator ``config=self.config.algorithm``, a
 of the whole run config, so the first advantage computation can read the rest of it):
 a ``seq-mean-*`` ``actor.loss_agg_mode`` is refused (verl divides by every row of the
 mini-batch, masked ones included, so the live loss shrinks by the live share; verl's
-loss sees no global live-row count that would make a rescale exact), and so is
+loss sees no global live-row count that would make a rescale exact) unless
+``+algorithm.masked_grpo.allow_seq_mean=true`` asks for that released-code loss, and so is
 ``algorithm.filter_groups.enable`` without minio3's live-row replay buffer (verl's
 filter counts masked rows; the legacy trainer ignores the flag altogether).
 
@@ -44,13 +45,15 @@ POLICY_LOSS = "masked_vanilla"
 SAMPLER_PATH = "pkg://minio3_ext.verl.sampler"
 
 
-def check_loss_agg_mode(mode: Any) -> None:
-    """Refuse the loss aggregations that count masked rows (see the module docstring)."""
-    if isinstance(mode, str) and mode.startswith("seq-mean"):
+def check_loss_agg_mode(mode: Any, allow_seq_mean: bool = False) -> None:
+    """Refuse the loss aggregations that count masked rows (see the module docstring),
+    unless ``algorithm.masked_grpo.allow_seq_mean`` asks for them (the released code's loss)."""
+    if isinstance(mode, str) and mode.startswith("seq-mean") and not allow_seq_mean:
         raise ValueError(
             f"masked_grpo: actor_rollout_ref.actor.loss_agg_mode={mode} divides the loss by every row of the "
             "mini-batch, masked (over-turn / unscorable) rows included, so live rows are scaled down by the live "
-            "share; verl 0.9.1 exposes no live-row count to rescale exactly. Use token-mean (the recipe's) or token-sum."
+            "share; verl 0.9.1 exposes no live-row count to rescale exactly. Use token-mean (the recipe's) or "
+            "token-sum, or set +algorithm.masked_grpo.allow_seq_mean=true to reproduce the released code's loss."
         )
 
 
@@ -69,7 +72,9 @@ def _select(config: Any, key: str) -> Any:
 
 def check_run_config(config: Any) -> None:
     """Refuse run settings that would train something other than masked GRPO."""
-    check_loss_agg_mode(_select(config, "actor_rollout_ref.actor.loss_agg_mode"))
+    options = _config_get(config, NAME, {})
+    check_loss_agg_mode(_select(config, "actor_rollout_ref.actor.loss_agg_mode"),
+                        allow_seq_mean=bool(_config_get(options, "allow_seq_mean", False)))
     filter_groups = _config_get(config, "filter_groups", None)
     if not (filter_groups is not None and _config_get(filter_groups, "enable", False)):
         return
@@ -100,7 +105,6 @@ def compute_policy_loss_masked_vanilla(
     rollout_is_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """verl's vanilla clip loss; a global token count of 0 (every row masked) counts as 1."""
-    check_loss_agg_mode(loss_agg_mode)
     info = getattr(config, "global_batch_info", None)
     if isinstance(info, dict) and info.get("batch_num_tokens") is not None and info["batch_num_tokens"] == 0:
         # ppo_loss rewrites this dict per micro-batch; the entropy / KL terms it adds read it too

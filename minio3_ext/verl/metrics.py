@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from minio3_ext.core import TERMINATION_REASONS
 
-__all__ = ["trajectory_indicators", "batch_metrics", "step_metrics", "INDICATOR_KEYS"]
+__all__ = ["trajectory_indicators", "batch_metrics", "step_metrics", "dataproto_step_metrics", "INDICATOR_KEYS"]
 
 INDICATOR_KEYS = tuple(f"minio3/{r}" for r in TERMINATION_REASONS) + (
     "minio3/masked", "minio3/unscorable", "minio3/turns", "minio3/zooms", "minio3/invalid_rate",
@@ -74,3 +74,29 @@ def step_metrics(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
         sum(float(r["response_length"]) for r in live) / len(live) if live else 0.0
     )
     return out
+
+
+_FIELD_KEYS = ("termination_reason", "masked", "is_overturn", "unscorable", "turns", "zooms", "invalid_actions")
+
+
+def dataproto_step_metrics(batch: Any) -> dict[str, float]:
+    """:func:`step_metrics` for a ``DataProto`` as verl's ``AgentLoopWorker`` returns it
+    (the legacy trainer's batch: extra fields and reward extra info as non-tensor
+    columns, ``rm_scores`` and ``response_mask`` tensors). verl's legacy trainer has no
+    hook to log them per step; call it from a trainer subclass or on the rollout dumps."""
+    nt = batch.non_tensor_batch
+    scores = batch.batch["rm_scores"].sum(-1).tolist()
+    mask = batch.batch["response_mask"]
+    live = (mask.sum(-1) > 0).tolist()
+    width = mask.shape[-1]  # responses are right-padded to the batch's response width
+    if "attention_mask" in batch.batch.keys():
+        lengths = batch.batch["attention_mask"][:, -width:].sum(-1).tolist()
+    else:
+        lengths = [width] * len(scores)
+    rows = []
+    for i in range(len(scores)):
+        fields = {k: nt[k][i] for k in _FIELD_KEYS if k in nt}
+        if "judged" in nt:
+            fields["reward_extra_info"] = {"judged": nt["judged"][i]}
+        rows.append({"extra_fields": fields, "score": scores[i], "response_length": lengths[i], "live": live[i]})
+    return step_metrics(rows)

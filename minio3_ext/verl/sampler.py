@@ -20,7 +20,10 @@ Every training batch it hands out also carries :func:`minio3_ext.verl.metrics.st
 (termination shares, masked / unscorable / live shares, turns, zooms, invalid actions,
 judge calls, live-only score and response length), which verl's trainer merges into the
 step's metrics (``metrics.update(...)`` on the sampler's second return value) and logs
-with its own logger.
+with its own logger. Caveat: verl's ``MetricsAggregator`` picks an aggregation by
+substring, and ``minio3/`` contains ``min``: with ``parameter_sync_step > 1``
+(``separate_async``) a step logs the minimum over its sub-steps instead of the mean. The
+sync trainer (one sub-step per step, the recipe's) logs them exactly.
 
 ``sampler_kwargs``: ``min_live_std`` (1e-4), ``filter_groups`` (true; false keeps the
 metrics without filtering), ``train_batch_size`` (sync only: prompts per step, needed
@@ -59,7 +62,27 @@ def live_group_verdict(scores: list[float], live: list[bool], min_live_std: floa
     return None
 
 
+def _check_run(sampler_kwargs: Any) -> None:
+    """At trainer construction (before any worker starts): the run checks ``masked_grpo``
+    would otherwise make at its first advantage computation. ``sampler_kwargs`` is the
+    ``trainer.v1.sampler.sampler_kwargs`` node of the run config verl hands the buffer."""
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import ConfigKeyError
+
+    from .estimator import NAME, check_run_config
+
+    if not isinstance(sampler_kwargs, DictConfig):
+        return
+    try:
+        algorithm = OmegaConf.select(sampler_kwargs, ".....algorithm", default=None)
+    except ConfigKeyError:  # not inside a run config
+        return
+    if algorithm is not None and algorithm.get("adv_estimator") == NAME:
+        check_run_config(algorithm)
+
+
 def _options(sampler_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    _check_run(sampler_kwargs)
     opts = dict(sampler_kwargs or {})
     unknown = sorted(set(opts) - _OPTIONS)
     if unknown:

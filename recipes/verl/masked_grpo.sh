@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mini-o3 masked-GRPO RL on one node (verl starts a local Ray cluster).
 #
-#   MODEL_PATH=checkpoints/coldstart/hf TRAIN_FILES=data/train.verl.parquet \
+#   MODEL_PATH=checkpoints/coldstart/global_step_N/huggingface TRAIN_FILES=data/train.verl.parquet \
 #   VAL_FILES=data/visual_probe_hard.verl.parquet bash recipes/verl/masked_grpo.sh [extra overrides]
 #
 # Variants (layered after the main list):

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Mini-o3 masked-GRPO RL on several nodes through an existing Ray cluster.
 #
-# 1. on every node, in the same environment (minio3-ext[verl] installed, data and
-#    model paths visible at the same place, MINIO3_JUDGE_* exported if used):
+# 1. on every node, in the same environment (minio3-ext[verl] installed at the same
+#    absolute path and version, data and model paths visible at the same place,
+#    MINIO3_JUDGE_* exported if used), or ship the package with Ray's runtime env
+#    (`ray job submit --runtime-env-json '{"py_modules": ["/path/to/minio3_ext"]}' -- ...`):
 #      head:    ray start --head --port=6379
 #      workers: ray start --address=<head-ip>:6379
 # 2. on the head node:
@@ -19,6 +21,8 @@ ARGS=("$HERE/masked_grpo.args")
 # RELEASED=1: the released code's training math (masked_grpo_released.args)
 if [[ "${RELEASED:-0}" == 1 ]]; then ARGS+=("$HERE/masked_grpo_released.args"); fi
 mapfile -t OVERRIDES < <(python -m minio3_ext.verl.recipe "${ARGS[@]}")
-# check the plugin on this node; each worker node should pass `minio3 doctor` too
+# check the plugin on this node, then that every Ray node imports the same minio3_ext and
+# verl (version and path) and registers the plugin: exits 1 naming the nodes that differ
 minio3 doctor
+python -m minio3_ext.verl.cluster
 exec python -m verl.trainer.main_ppo "${OVERRIDES[@]}" "$@"

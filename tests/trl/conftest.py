@@ -62,15 +62,17 @@ def _config_kwargs(tmp_path) -> dict[str, Any]:
 
 @pytest.fixture
 def run_scripted(trl_setup, tmp_path, monkeypatch):
-    """``run_scripted(trainer_cls, config_cls=None, script=None, dialect="hermes", prepare_model=None, **config_overrides)``
-    → :class:`ScriptedRun` (``prepare_model(model)`` runs before the trainer is built).
+    """``run_scripted(trainer_cls, config_cls=None, script=None, dialect="hermes", prepare_model=None,
+    reward_funcs=None, episode_overrides=None, **config_overrides)`` → :class:`ScriptedRun`
+    (``prepare_model(model)`` runs before the trainer is built).
 
     ``script``: per generation call, the texts of the rollouts that call generates for.
     Only ``_generate_single_turn`` (the model's sampling) is replaced; everything else is TRL's.
     """
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
 
-    def run(trainer_cls, config_cls=None, script=None, dialect="hermes", prepare_model=None, **overrides) -> ScriptedRun:
+    def run(trainer_cls, config_cls=None, script=None, dialect="hermes", prepare_model=None, reward_funcs=None,
+            episode_overrides=None, **overrides) -> ScriptedRun:
         from dataclasses import replace
 
         from datasets import Dataset
@@ -91,6 +93,8 @@ def run_scripted(trl_setup, tmp_path, monkeypatch):
         if prepare_model is not None:
             prepare_model(model)
         episode, dataset = trl_setup["episode"], trl_setup["dataset"]
+        if episode_overrides:
+            episode = replace(episode, **episode_overrides)
         if dialect == "minio3":
             use_minio3_dialect(processor)
             episode = replace(episode, dialect="minio3")
@@ -111,7 +115,7 @@ def run_scripted(trl_setup, tmp_path, monkeypatch):
         solution = trl_setup["row"]["solution"]
         turns = iter(script or [[ZOOM, ZOOM, "I do not know."], [f"<think>ok</think><answer>{solution}</answer>", ZOOM]])
         trainer = Recording(
-            model, reward_funcs=[AccuracyReward()], args=args, train_dataset=dataset, processing_class=processor,
+            model, reward_funcs=reward_funcs or [AccuracyReward()], args=args, train_dataset=dataset, processing_class=processor,
             environment_factory=functools.partial(ZoomEnvironment, config=episode, bank=trl_setup["bank"]),
         )
         tok = processor.tokenizer

@@ -24,12 +24,42 @@ def _images(content):
     return [p["image"] for p in content if p["type"] == "image"]
 
 
+def _public(env):
+    # what TRL lists: functions of the instance's class, not private, not reset/get_reward
+    return sorted(n for n, _ in inspect.getmembers(type(env), predicate=inspect.isfunction) if not n.startswith("_"))
+
+
 def test_only_zoom_is_exposed_as_a_tool_and_its_schema_describes_the_box():
-    public = [n for n, _ in inspect.getmembers(ZoomEnvironment, predicate=inspect.isfunction) if not n.startswith("_")]
-    assert sorted(public) == ["reset", "zoom"]
-    schema = get_json_schema(ZoomEnvironment().zoom)["function"]
+    env = ZoomEnvironment()
+    assert _public(env) == ["reset", "zoom"] and isinstance(env, ZoomEnvironment)
+    schema = get_json_schema(env.zoom)["function"]
     assert schema["name"] == "zoom" and schema["parameters"]["required"] == ["bbox_2d"]
     assert "relative" in schema["parameters"]["properties"]["bbox_2d"]["description"]
+    assert schema["parameters"]["properties"]["bbox_2d"] == {
+        "type": "array", "items": {"type": "number"}, "description": schema["parameters"]["properties"]["bbox_2d"]["description"]}
+
+
+@pytest.mark.parametrize("coords, words", [("relative", "[0, 1]"), ("thousand", "[0, 1000]"), ("pixel", "pixels")])
+def test_zoom_schema_describes_the_configs_coordinates(coords, words):
+    from minio3_ext.core.dialect import get_dialect
+
+    env = ZoomEnvironment(EpisodeConfig(dialect="hermes", coords=coords, max_context_tokens=None))
+    fn = get_json_schema(env.zoom)["function"]
+    dialect_fn = get_dialect("hermes", coords=coords).tool_schemas()[0]["function"]
+    assert fn["description"] == dialect_fn["description"] and words in fn["description"]
+    assert fn["parameters"]["properties"]["bbox_2d"]["description"] == dialect_fn["parameters"]["properties"]["bbox_2d"]["description"]
+    assert fn["parameters"]["properties"]["source"]["type"] == "string"
+
+
+def test_every_enabled_tool_is_a_method_with_its_schema():
+    env = ZoomEnvironment(EpisodeConfig(dialect="hermes", tools=("zoom", "rotate"), max_context_tokens=None))
+    assert _public(env) == ["reset", "rotate", "zoom"] and env.tools == ("zoom", "rotate")
+    fn = get_json_schema(env.rotate)["function"]
+    assert fn["name"] == "rotate" and fn["parameters"]["required"] == ["angle"]
+    assert fn["parameters"]["properties"]["angle"] == {"type": "integer", "enum": [90, 180, 270],
+                                                       "description": "Counter-clockwise angle in degrees."}
+    # a zoom-only environment built afterwards is not affected
+    assert _public(ZoomEnvironment()) == ["reset", "zoom"]
 
 
 def test_reset_returns_the_shared_first_view_and_question(env, synthetic_rows):
@@ -76,3 +106,30 @@ def test_zoom_at_the_last_turn_ends_the_episode(env, synthetic_rows):
 def test_reset_names_the_row_when_the_image_is_missing(env):
     with pytest.raises(ValueError, match="'r7'.*image_path"):
         env.reset(doc_id="r7", question="q?")
+
+
+def test_the_trl_adapter_keeps_no_copy_of_a_tag_regex_or_prompt():
+    """Tags, regexes and prompt words live in the core dialect; the adapter asks it (docstrings aside)."""
+    import ast
+    from pathlib import Path
+
+    import minio3_ext.trl as trl_pkg
+    from minio3_ext.core import dialect
+
+    tags = [dialect.THINK_OPEN, dialect.ANSWER_OPEN, dialect.GROUNDING_OPEN, dialect.TOOL_CALL_OPEN, dialect.IMAGE_SLOT,
+            "After the above Action", "helpful assistant", "ERROR occurs", "zoom-in image"]
+    folder = Path(trl_pkg.__file__).parent
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                      and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                found += [(path.name, node.lineno, t) for t in tags if t in node.value]
+        found += [(path.name, 0, "import re") for line in path.read_text().splitlines() if line.strip() == "import re"]
+    jinja = "".join(line for line in (folder / "minio3_dialect.jinja").read_text().splitlines(True)
+                    if not line.lstrip().startswith(("{#", "-", "the tag")))
+    found += [("minio3_dialect.jinja", 0, t) for t in tags[:4] if t in jinja]
+    assert not found, found

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from PIL import Image
 
-from minio3_ext.core import Episode, EpisodeConfig
+from minio3_ext.core import EpisodeConfig
 from minio3_ext.trl.termination import rollout_record, termination_reason
 
 CALL = {"type": "function", "function": {"name": "zoom", "arguments": {"bbox_2d": [0, 0, 0.5, 0.5]}}}
@@ -32,37 +31,125 @@ TOOL = {"role": "tool", "name": "zoom", "content": [{"type": "text", "text": "cr
     ([_assistant("", [CALL]), TOOL], True, 5, "context_limit"),  # post-tool turn fully truncated
     ("<answer>4</answer>", False, 0, "answered"),
     ("plain text", True, 0, "context_limit"),
+    # the first turn whose action is an answer ends the episode in the core: answered, even if TRL went on
+    ([_assistant("<answer>A</answer>", [CALL]), TOOL, _assistant("", [CALL])], False, 1, "answered"),
 ])
 def test_termination_reason(messages, truncated, cap, expected):
     assert termination_reason(messages, truncated=truncated, max_tool_rounds=cap) == expected
 
 
-class _Env:
-    def __init__(self, episode):
-        self.episode = episode
-
-
-def test_rollout_record_closes_the_environment_episode():
-    img = Image.new("RGB", (400, 300), "white")
-    ep = Episode(img, EpisodeConfig(max_turns=2, dialect="hermes", max_context_tokens=None))
-    assert ep.step('<tool_call>{"name": "zoom", "arguments": {"bbox_2d": [0, 0, 0.5, 0.5]}}</tool_call>') is not None
-    messages = [_assistant("", [CALL]), TOOL, _assistant("<answer>7</answer>")]
-    record = rollout_record(messages, truncated=False, max_tool_rounds=1, environment=_Env(ep))
-    assert record == {"reason": "answered", "turns": 2, "zooms": 1, "invalid_actions": 0}
-    assert ep.answer == "7" and ep.termination_reason == "answered"
-
-
-def test_rollout_record_keeps_a_reason_the_episode_reached_itself():
-    img = Image.new("RGB", (400, 300), "white")
-    ep = Episode(img, EpisodeConfig(max_turns=6, max_images=2, dialect="hermes", max_context_tokens=None))
-    call = '<tool_call>{"name": "zoom", "arguments": {"bbox_2d": [0, 0, 0.5, 0.5]}}</tool_call>'
-    ep.step(call)
-    assert ep.step(call) is None and ep.termination_reason == "image_limit"
-    messages = [_assistant("", [CALL]), TOOL, _assistant("", [CALL]), TOOL, _assistant("<answer>7</answer>")]
-    assert rollout_record(messages, truncated=False, max_tool_rounds=5, environment=_Env(ep))["reason"] == "image_limit"
-
-
 def test_rollout_record_without_environment_counts_tool_errors():
     err = {"role": "tool", "name": "zoom", "content": "{'error': 'bad box'}"}
     record = rollout_record([_assistant("", [CALL]), err, _assistant("nothing")], truncated=False, max_tool_rounds=5)
-    assert record == {"reason": "no_answer", "turns": 2, "zooms": 1, "invalid_actions": 1}
+    assert record == {"reason": "no_answer", "turns": 2, "zooms": 1, "invalid_actions": 1, "extra_calls": 0}
+
+
+# -- with the zoom environment: the record is the core episode's --------------------------------
+
+@pytest.fixture
+def env_row(synthetic_rows):
+    from minio3_ext.core import ImageBank, ViewRules
+    from minio3_ext.trl import grpo_rows
+
+    view = ViewRules(max_pixels=28 * 28 * 48, min_pixels=28 * 28 * 8)
+
+    def make(**config):
+        from minio3_ext.trl import ZoomEnvironment
+
+        env = ZoomEnvironment(EpisodeConfig(**{"dialect": "hermes", "max_context_tokens": None, "view": view, **config}),
+                              ImageBank(view_rules=view))
+        env.reset(**grpo_rows(synthetic_rows[:1])[0])
+        return env
+
+    return make
+
+
+def _loop(env, messages, turns):
+    """TRL's tool loop by hand: append each assistant message, run its calls, append the tool messages."""
+    from minio3_ext.trl.environment import bind_conversations
+
+    bind_conversations([env], [messages])
+    for turn in turns:
+        messages.append(turn)
+        results = [getattr(env, c["function"]["name"])(**c["function"]["arguments"]) for c in turn.get("tool_calls", [])]
+        messages.extend({"role": "tool", "name": "zoom", "content": r} for r in results)
+    return messages
+
+
+def test_rollout_record_closes_the_environment_episode(env_row):
+    env = env_row(max_turns=2)
+    messages = _loop(env, [], [_assistant("", [CALL])])
+    messages.append(_assistant("<answer>7</answer>"))
+    record = rollout_record(messages, truncated=False, max_tool_rounds=1, environment=env)
+    assert record == {"reason": "answered", "turns": 2, "zooms": 1, "invalid_actions": 0, "extra_calls": 0}
+    assert env.episode.answer == "7" and env.episode.termination_reason == "answered"
+
+
+def test_rollout_record_keeps_a_reason_the_episode_reached_itself(env_row):
+    env = env_row(max_turns=6, max_images=2)
+    messages = _loop(env, [], [_assistant("", [CALL]), _assistant("", [CALL])])
+    assert env.episode.termination_reason == "image_limit"
+    messages.append(_assistant("<answer>7</answer>"))
+    assert rollout_record(messages, truncated=False, max_tool_rounds=5, environment=env)["reason"] == "image_limit"
+
+
+def test_an_answer_written_before_a_call_ends_the_episode_and_the_reward_judges_it(env_row):
+    """Turn 1: <answer>K</answer> plus a zoom call, turn 2: <answer>Q</answer>. The core episode ends
+    at turn 1 with "K"; the TRL record and AccuracyReward agree with it (old code: reward judged "K",
+    the record had "Q" and ``answered`` at turn 2)."""
+    from minio3_ext.judge import Judge, JudgeConfig
+    from minio3_ext.trl import AccuracyReward
+
+    env = env_row(max_turns=3)
+    messages = _loop(env, [], [_assistant("<think>sure</think><answer>K</answer>", [CALL])])
+    assert env.episode.termination_reason == "answered" and env.episode.num_observations == 0
+    messages.append(_assistant("<answer>Q</answer>"))
+    record = rollout_record(messages, truncated=False, max_tool_rounds=2, environment=env)
+    assert record["reason"] == "answered" and env.episode.answer == "K" and record["turns"] == 1
+    scores = AccuracyReward(Judge(JudgeConfig()))([[]] * 2, [messages, messages], solution=["K", "Q"],
+                                                  question=["q"] * 2, environments=[env, env])
+    assert scores == [1.0, 0.0]
+
+
+def test_two_calls_in_one_message_are_one_turn(env_row):
+    """Parallel calls: one turn per assistant message; the extra call is not run (an error note)."""
+    env = env_row(max_turns=2)
+    two = _assistant("<think>two at once</think>", [CALL, CALL])
+    messages = _loop(env, [], [two])
+    first, second = messages[1]["content"], messages[2]["content"]
+    assert isinstance(first, list) and any(p["type"] == "image" for p in first)
+    assert isinstance(second, str) and "one call per turn" in second
+    assert env.episode.turns == 1 and env.episode.num_observations == 1 and not env.episode.done
+    messages.append(_assistant("<answer>7</answer>"))
+    record = rollout_record(messages, truncated=False, max_tool_rounds=1, environment=env)
+    assert record["reason"] == "answered" and record["extra_calls"] == 1 and record["turns"] == 2
+
+
+def test_a_stock_trainer_without_binding_is_replayed_per_message(env_row):
+    env = env_row(max_turns=2)
+    messages = [_assistant("", [CALL, CALL])]
+    for c in messages[0]["tool_calls"]:  # a stock GRPOTrainer: every call reaches the environment unbound
+        messages.append({"role": "tool", "name": "zoom", "content": env.zoom(**c["function"]["arguments"])})
+    assert env.episode.termination_reason == "turn_limit"  # counted per call while the rollout ran
+    messages.append(_assistant("<answer>7</answer>"))
+    assert rollout_record(messages, truncated=False, max_tool_rounds=1, environment=env)["reason"] == "answered"
+    assert env.episode.turns == 2 and env.episode.answer == "7"
+
+
+@pytest.mark.parametrize("final, truncated, reason", [
+    (_assistant("", [CALL]), False, "turn_limit"),          # TRL's cap: the call never ran
+    (_assistant("<think>long"), True, "context_limit"),     # cut by max_completion_length in a tool loop
+    (_assistant("<think>done"), False, "no_answer"),
+    (_assistant("<answer>7</answer>"), True, "answered"),   # cut after a complete answer
+])
+def test_the_final_message_is_read_by_the_episode(env_row, final, truncated, reason):
+    env = env_row(max_turns=2)
+    messages = _loop(env, [], [_assistant("", [CALL])]) + [final]
+    assert rollout_record(messages, truncated=truncated, max_tool_rounds=1, environment=env)["reason"] == reason
+
+
+def test_a_rolled_back_tool_result_is_context_limit(env_row):
+    env = env_row(max_turns=3)
+    messages = _loop(env, [], [_assistant("", [CALL]), _assistant("", [CALL])])
+    del messages[-1]  # TRL dropped the second result: it would not fit max_completion_length
+    assert rollout_record(messages, truncated=False, max_tool_rounds=2, environment=env)["reason"] == "context_limit"

@@ -20,9 +20,10 @@ from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 
 import minio3_ext.verl as mv
 from minio3_ext.core import load_image
-from minio3_ext.core.images import ViewRules
+from minio3_ext.core.dialect import get_dialect
+from minio3_ext.core.images import ViewRules, resize_for_model
 from minio3_ext.verl.dataset import write_parquet
-from minio3_ext.verl.metrics import batch_metrics
+from minio3_ext.verl.metrics import batch_metrics, dataproto_step_metrics
 
 MAX_TURNS = 3
 IM_END = "<|im_end|>"
@@ -109,24 +110,34 @@ def test_three_trajectories_through_verl_agent_loop_worker(dialect, tiny_qwen_di
     step = batch_metrics([{k: out.non_tensor_batch[k][i] for k in keys} for i in range(3)])
     assert step["minio3/invalid_rate"] == pytest.approx(2 / 9) and step["minio3/turns"] == 3.0
     assert step["minio3/answered"] == pytest.approx(2 / 3)
+    # the legacy trainer's batch: the same per-step scalars, live-only means beside verl's
+    legacy = dataproto_step_metrics(out)
+    assert legacy["minio3/masked"] == pytest.approx(1 / 3) and legacy["minio3/live_share"] == pytest.approx(2 / 3)
+    assert legacy["minio3/judge_calls"] == 2.0 and legacy["minio3/invalid_actions"] == pytest.approx(2 / 3)
+    assert legacy["minio3/live/score/mean"] == 1.0  # verl's critic/score/mean: 2/3 (the masked row as 0)
+    lengths = out.batch["attention_mask"][:, -out.batch["responses"].shape[-1]:].sum(-1)
+    assert legacy["minio3/live/response_length/mean"] == pytest.approx(float(lengths[[0, 2]].float().mean()))
 
     # chained crops reached the model as images, cut from the raw file
     answers = server.calls["answers"]
     assert [len(c["images"]) for c in answers] == [1, 2, 3]
     raw = load_image(rows[0]["images"][0])
     w, h = raw.size
-    np.testing.assert_array_equal(np.asarray(answers[1]["images"][1]), np.asarray(raw.crop((0, 0, w // 2, h // 2))))
+    # ...and shown as the view the model sees (snapped to multiples of 28 within the pixel budget)
+    view = resize_for_model(raw.crop((0, 0, w // 2, h // 2)), ViewRules())
+    np.testing.assert_array_equal(np.asarray(answers[1]["images"][1]), np.asarray(view))
     # malformed actions: error observations without images, and the loop went on
     malformed = server.calls["malformed"]
     assert [len(c["images"]) for c in malformed] == [1, 1, 1]
-    assert "Action 0 failed: bbox_2d [0.5, 0.5, 1.5, 1] is outside the valid range" in malformed[1]["context"]
-    assert "Action 1 failed: could not read the action" in malformed[2]["context"]
+    assert "Error Information: bbox_2d [0.5, 0.5, 1.5, 1] is outside the valid range" in malformed[1]["context"]
+    assert "Error Information: could not read" in malformed[2]["context"]
     if dialect == "minio3":
         assert answers[0]["sampling_params"]["stop"] == ["</grounding>"]
         # observations are user turns in the released wording, no Hermes tool block
-        turn = "</grounding><|im_end|>\n<|im_start|>user\nAfter the above Action 0, here is the zoomed-in image (Observation 1):\n<|vision_start|>"
+        before_image = get_dialect("minio3").split_slots(get_dialect("minio3").observation_text(0, 1))[0]
+        turn = "</grounding><|im_end|>\n<|im_start|>user\n" + before_image + "<|vision_start|>"
         assert turn in answers[1]["context"]
-        assert "[0.2, 0.2, 0.1<|im_end|>\n<|im_start|>user\nAction 1 failed" in malformed[2]["context"]
+        assert "[0.2, 0.2, 0.1<|im_end|>\n<|im_start|>user\nERROR occurs during grounding" in malformed[2]["context"]
         assert "<tools>" not in answers[0]["context"]
     else:
         assert "<tool_response>" in answers[1]["context"] and "<tools>" in answers[0]["context"]

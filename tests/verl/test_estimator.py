@@ -243,6 +243,13 @@ def test_masked_vanilla_equals_verls_vanilla_when_rows_are_live():
         assert torch.equal(ours, ref) and torch.equal(g1, g2)
 
 
-def test_masked_vanilla_refuses_seq_mean_in_the_loss_too():
-    with pytest.raises(ValueError, match="seq-mean-token-mean divides"):
-        _ppo_loss("masked_vanilla", [True, False], agg="seq-mean-token-mean")
+def test_seq_mean_on_request_released_loss_unchanged_and_finite():
+    # +algorithm.masked_grpo.allow_seq_mean=true (the released variant): no refusal, and the
+    # loss is verl's own (masked rows count as 0 in the mini-batch denominator)
+    cfg = _run_cfg("actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean",
+                   "+algorithm.masked_grpo.allow_seq_mean=true")
+    compute_advantage(_batch(**HAND), "masked_grpo", config=cfg.algorithm)
+    for live in ([True, False], [False, False]):
+        ours, g1 = _ppo_loss("masked_vanilla", live, agg="seq-mean-token-mean")
+        ref, g2 = _ppo_loss("vanilla", live, agg="seq-mean-token-mean")
+        assert torch.isfinite(ours) and torch.equal(ours, ref) and torch.equal(g1, g2)

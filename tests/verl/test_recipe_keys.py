@@ -94,7 +94,7 @@ def _keys(name: str) -> list[str]:
     return [o.split("=", 1)[0] for o in read_overrides(RECIPES / name, ENV)]
 
 
-RL_FILES = ["masked_grpo.args", "masked_grpo_smoke.args", "masked_grpo_eval.args"]
+RL_FILES = sorted(p.name for p in RECIPES.glob("masked_grpo*.args"))
 
 
 @pytest.mark.parametrize("name", RL_FILES)

@@ -17,6 +17,7 @@ import verl
 from hydra import compose, initialize_config_dir
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+from verl.trainer.ppo.v1.utils import MetricsAggregator
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
 from minio3_ext.verl.recipe import read_overrides
@@ -128,6 +129,11 @@ def test_live_filter_refills_through_verls_sampling_loop(transfer_queue, mode):
     assert metrics["minio3/judge_calls"] == 7.0 and metrics["minio3/invalid_actions"] == pytest.approx(1 / 8)
     assert metrics["minio3/live/score/mean"] == pytest.approx(4 / 7)  # verl's critic/score/mean would say 4/8
     assert metrics["minio3/turns"] == pytest.approx((7 * 2 + 6) / 8)
+    # PPOTrainer.step passes them through verl's MetricsAggregator into the logged dict
+    agg = MetricsAggregator()
+    agg.add_step_metrics(metrics, sample_count=len(batch.keys))
+    logged = agg.get_aggregated_metrics()
+    assert all(logged[k] == pytest.approx(v) for k, v in metrics.items() if k.startswith("minio3/"))
 
 
 @pytest.mark.slow
@@ -149,3 +155,10 @@ def test_verls_builtin_filter_keeps_the_group_masking_emptied(transfer_queue):
 def test_unknown_sampler_option_is_named():
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['min_std'\]"):
         LiveGroupReplayBuffer("sync", {}, None, "drop", {"min_std": 1e-4, "train_batch_size": 2}, refill_fn=lambda n: n)
+
+
+def test_seq_mean_is_refused_when_verl_builds_the_buffer():
+    # before any worker starts: the trainer constructs its replay buffer in __init__
+    cfg = _cfg(["algorithm.adv_estimator=masked_grpo", "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"])
+    with pytest.raises(ValueError, match="loss_agg_mode=seq-mean-token-mean divides the loss"):
+        _build(cfg, lambda n: n)

@@ -14,6 +14,7 @@ from verl.tools.tool_registry import initialize_tools_from_config
 
 import minio3_ext.verl as mv
 from minio3_ext.core import load_image
+from minio3_ext.core.images import ViewRules, resize_for_model
 from minio3_ext.verl.tool import ZoomTool
 
 
@@ -56,16 +57,17 @@ def test_crops_come_from_the_raw_image_and_chain(zoom, big_image):
     assert isinstance(created, ToolResponse)
     resp, reward, info = run(zoom.execute(iid, {"bbox_2d": [0.1, 0.2, 0.3, 0.4], "source": "original_image"}))
     (crop1,) = resp.image
-    # 400×300 raw pixels, under the budget: bit-identical to the raw crop (a crop of
-    # the 2M-pixel resized view would be ~326×245)
-    assert _same(crop1, raw.crop((200, 300, 600, 600)))
+    # 400×300 raw pixels, under the budget: the raw crop snapped to multiples of 28 (a
+    # crop of the 2M-pixel resized view would be ~326×245)
+    assert crop1.size == (392, 308)
+    assert _same(crop1, resize_for_model(raw.crop((200, 300, 600, 600)), ViewRules()))
     assert "Observation 1" in resp.text and reward == 0.0 and info == {}
     resp2, _, _ = run(zoom.execute(iid, {"bbox_2d": [0.5, 0.5, 1.0, 1.0], "source": "observation_1"}))
     (crop2,) = resp2.image
-    # 200×150 = 30k pixels < 40k minimum: enlarged (NEAREST) from the raw sub-crop
+    # 200×150 = 30k pixels < 40k minimum: enlarged from the raw sub-crop
     expected = raw.crop((400, 450, 600, 600))
     assert crop2.width * crop2.height >= 40_000
-    assert _same(crop2, expected.resize(crop2.size, Image.Resampling.NEAREST))
+    assert _same(crop2, resize_for_model(expected, ViewRules()))
     run(zoom.release(iid))
     resp3, _, _ = run(zoom.execute(iid, {"bbox_2d": [0, 0, 1, 1]}))
     assert resp3.image is None and "create()" in resp3.text
@@ -112,9 +114,9 @@ def test_chain_survives_verl_creating_an_instance_per_call(zoom, synthetic_rows)
         run(zoom.release(iid))
         crops.append(resp.image[0])
     w, h = raw.size
-    assert _same(crops[0], raw.crop((0, 0, w // 2, h // 2)))
+    assert _same(crops[0], resize_for_model(raw.crop((0, 0, w // 2, h // 2)), ViewRules()))
     q = raw.crop((w // 4, h // 4, w // 2, h // 2))
-    assert _same(crops[1], q if q.width * q.height >= 40_000 else q.resize(crops[1].size, Image.Resampling.NEAREST))
+    assert _same(crops[1], resize_for_model(q, ViewRules()))
 
 
 def test_unknown_tool_option_is_named(tmp_path):

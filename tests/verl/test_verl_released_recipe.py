@@ -45,7 +45,8 @@ def released_job():
 def test_released_variant_composes_in_main_ppo(released_job):
     job = released_job
     actor, rollout = job["actor_rollout_ref"]["actor"], job["actor_rollout_ref"]["rollout"]
-    assert job["algorithm"]["masked_grpo"] == {"include_masked_in_stats": True}
+    # allow_seq_mean: masked_grpo would refuse the released seq-mean loss otherwise
+    assert job["algorithm"]["masked_grpo"] == {"include_masked_in_stats": True, "allow_seq_mean": True}
     assert actor["loss_agg_mode"] == "seq-mean-token-mean" and actor["ppo_micro_batch_size_per_gpu"] == 1
     assert actor["use_dynamic_bsz"] is False and rollout["limit_images"] == 12
     assert Path(rollout["agent"]["agent_loop_config_path"]) == mv.config_path("agent_loop_released.yaml")
