@@ -126,67 +126,82 @@ def _episode_config(cfg: DemoConfig, max_turns: int):
     return EpisodeConfig(max_turns=max_turns, dialect="hermes", max_context_tokens=None, view=view_rules(cfg.view))
 
 
-def _zoom_text(box, num_observations: int) -> tuple[dict, str]:
-    source = "original_image" if num_observations == 0 else f"observation_{num_observations}"
-    arguments = {"bbox_2d": list(box), "source": source}
-    return arguments, "<tool_call>" + json.dumps({"name": "zoom", "arguments": arguments}) + "</tool_call>"
+def _source(num_observations: int) -> str:
+    return "original_image" if num_observations == 0 else f"observation_{num_observations}"
 
 
-ZOOM_THOUGHT = "<think>Too small: zoom in.</think>"
-ANSWER_THOUGHT = "<think>I can read it.</think>"
+ZOOM_THOUGHT = "Too small: zoom in."
+ANSWER_THOUGHT = "I can read it."
 
 
-def _placeholders(content: list[dict]) -> list[dict]:
-    return [{"type": "image"} if p.get("type") == "image" else p for p in content]
+def _answer_text(dialect, answer: str) -> str:
+    from .core import Answer
+
+    return dialect.render_thought(ANSWER_THOUGHT) + dialect.render(Answer(answer))
+
+
+def _answer_prefix(dialect) -> str:
+    """How a forced answer turn starts: the answer thought and the answer's opening tag (from the dialect)."""
+    from .core import Answer
+
+    marker = "\x00"
+    return dialect.render_thought(ANSWER_THOUGHT) + dialect.render(Answer(marker)).split(marker)[0]
 
 
 def oracle_conversation(row: dict, config, bank, system_prompt: str) -> dict[str, Any]:
     """A multi-zoom oracle trajectory for ``SFTTrainer``: ``d`` zooms on the latest observation, then the answer.
 
     Each crop is cut by a core ``Episode`` from the raw image, so it is exactly what
-    the environment and the eval runner return; images are placeholders filled by
+    the environment and the eval runner return; the dialect renders every prompt and
+    observation; images are placeholders filled by
     :class:`~minio3_ext.trl.sft.ToolImageCollator`.
     """
     from .core import Episode
+    from .core.dialect import interleave
     from .data.nested_zoom import oracle_boxes
-    from .trl.environment import content_with_image
+    from .trl.environment import content_parts
 
     path = row["images"][0]
     raw, first_view = bank.get(path), bank.first_view(path)
     episode = Episode(raw, config, first_view=first_view)
-    question = row["problem"].replace("<image>", "").strip()
+    d = episode.dialect
+    question = d.strip_slots(row["problem"])
     messages = [
         {"role": "system", "content": [{"type": "text", "text": system_prompt}]},
-        {"role": "user", "content": _placeholders(content_with_image(config.rules.user_prompt(question), None))},
+        {"role": "user", "content": content_parts(interleave(d.split_slots(d.user_prompt(question)), [first_view]),
+                                                  placeholders=True)},
     ]
     images = [first_view]
     for box in oracle_boxes(row):
-        arguments, text = _zoom_text(box, episode.num_observations)
-        obs = episode.step(text)
+        arguments = {"bbox_2d": list(box), "source": _source(episode.num_observations)}
+        obs = episode.act(episode.parse_call("zoom", arguments))
         if obs is None or obs.image is None:
             raise ValueError(f"oracle_conversation: row {row['doc_id']!r}: oracle zoom failed ({obs and obs.text})")
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": ZOOM_THOUGHT}],
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": d.render_thought(ZOOM_THOUGHT)}],
                          "tool_calls": [{"type": "function", "function": {"name": "zoom", "arguments": arguments}}]})
-        messages.append({"role": "tool", "name": "zoom", "content": _placeholders(content_with_image(obs.text, None))})
+        messages.append({"role": "tool", "name": "zoom", "content": content_parts(obs.parts(), placeholders=True)})
         images.append(obs.image)
-    messages.append({"role": "assistant", "content": [{"type": "text", "text": f"{ANSWER_THOUGHT}<answer>{row['solution']}</answer>"}]})
+    messages.append({"role": "assistant", "content": [{"type": "text", "text": _answer_text(d, row["solution"])}]})
     return {"messages": messages, "images": images}
 
 
 def reading_example(row: dict, config, bank) -> dict[str, Any]:
     """Single-view reading: the readable (innermost) view and the question → the answer."""
     from .core import Episode
+    from .core.dialect import interleave
     from .data.nested_zoom import oracle_boxes
+    from .trl.environment import content_parts
 
     path = row["images"][0]
     episode = Episode(bank.get(path), config, first_view=bank.first_view(path))
+    d = episode.dialect
     view = None
     for box in oracle_boxes(row):
-        view = episode.step(_zoom_text(box, episode.num_observations)[1]).image
-    question = row["problem"].replace("<image>", "").strip()
+        view = episode.act(episode.parse_call("zoom", {"bbox_2d": list(box), "source": _source(episode.num_observations)})).image
+    question = d.strip_slots(row["problem"])
     return {"messages": [
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "\n" + question}]},
-        {"role": "assistant", "content": [{"type": "text", "text": f"{ANSWER_THOUGHT}<answer>{row['solution']}</answer>"}]},
+        {"role": "user", "content": content_parts(interleave(d.split_slots(d.user_prompt(question)), [view]), placeholders=True)},
+        {"role": "assistant", "content": [{"type": "text", "text": _answer_text(d, row["solution"])}]},
     ], "images": [view]}
 
 
@@ -271,7 +286,7 @@ def evaluate_vlm(cfg: DemoConfig, model, processor, rows: list[dict], bank, judg
     config = _episode_config(cfg, max(cfg.eval_budgets))
     tools = None  # as in SFT: the system prompt describes the tool (its schema would add ~335 tokens a turn)
     policy = hf_policy(model.eval(), processor, tools, max_new_tokens=cfg.max_new_tokens_per_turn)
-    probe = hf_policy(model, processor, tools, max_new_tokens=8, prefix=ANSWER_THOUGHT + "<answer>")
+    probe = hf_policy(model, processor, tools, max_new_tokens=8, prefix=_answer_prefix(config.rules))
 
     async def run_all() -> tuple[list[dict], list[dict]]:
         trajectories, forced = [], []

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .core import Episode, EpisodeConfig, masked_group_advantages, normalize_answer
+from .core import Answer, Episode, EpisodeConfig, Zoom, masked_group_advantages, normalize_answer
+from .core.dialect import get_dialect
 from .core.images import resize_for_model
 from .data.nested_zoom import COLOUR_NAMES, QUADRANT_BOXES, generate, load_rows, make_item, oracle_boxes, render, view_rules
 
@@ -62,13 +62,13 @@ class ProxyConfig:
     """The turn count enters the network as ``turns / turn_scale``."""
 
 
-def action_text(action: int, num_observations: int) -> str:
-    """The model text of a discrete action (a zoom on the latest image, or an answer)."""
+def action_text(action: int, num_observations: int, dialect: str = "hermes") -> str:
+    """The model text of a discrete action (a zoom on the latest image, or an answer), rendered by the core dialect."""
+    d = get_dialect(dialect)
     if action >= 4:
-        return f"<answer>{COLOUR_NAMES[action - 4]}</answer>"
+        return d.render(Answer(COLOUR_NAMES[action - 4]))
     source = "original_image" if num_observations == 0 else f"observation_{num_observations}"
-    call = {"name": "zoom", "arguments": {"bbox_2d": list(QUADRANT_BOXES[action]), "source": source}}
-    return "<tool_call>" + json.dumps(call) + "</tool_call>"
+    return d.render(Zoom(bbox=QUADRANT_BOXES[action], source=source))
 
 
 def _net(seed: int):
