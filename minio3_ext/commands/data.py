@@ -64,7 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     cold.add_argument("--input", action="append", required=True, help="parquet / JSON file or folder (repeatable)")
     cold.add_argument("--out", required=True, help="output folder")
     cold.add_argument("--image-root", default=None, help="folder relative image paths are under (default: the input's)")
-    cold.add_argument("--limit", type=int, default=None)
+    cold.add_argument("--limit", type=positive_int, default=None, help="first N rows only (default: all)")
     cold.add_argument("--strict", action="store_true", help="fail on any bad row instead of skipping it")
     cold.set_defaults(func=run_import_coldstart)
 

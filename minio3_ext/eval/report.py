@@ -75,9 +75,9 @@ class _ImageSink:
     def src(self, img: Image.Image, name: str) -> str:
         if self.embed:
             buf = io.BytesIO()
-            img.save(buf, format="JPEG", quality=85)
+            img.save(buf, format="JPEG", quality=85, subsampling=0)
             return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-        img.save(self.folder / name, format="JPEG", quality=85)
+        img.save(self.folder / name, format="JPEG", quality=85, subsampling=0)
         return f"{quote(self.rel)}/{quote(name)}"
 
 

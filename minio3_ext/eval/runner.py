@@ -188,7 +188,7 @@ def _save_crop(image: Image.Image, crops_dir: str | os.PathLike[str], item_id: s
     folder = Path(crops_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{_safe_name(str(item_id))}_s{sample}_obs{index}.jpg"
-    image.save(path, quality=90)
+    image.save(path, quality=90, subsampling=0)  # 4:4:4: 1-px colour detail survives
     return str(path)
 
 
