@@ -54,7 +54,7 @@ _TRL_PROBE = "import minio3_ext.trl"
 
 #: Runs in a fresh interpreter: every registered image tool and where it is exposed.
 _TOOLS_PROBE = r"""
-import importlib.util, json
+import importlib.util, json, sys
 from importlib.metadata import entry_points
 from minio3_ext.core.tools import ENTRY_POINT_GROUP, available_tools, get_tool
 from minio3_ext.core.dialect import get_dialect
@@ -65,7 +65,7 @@ for name in names:
     cls = type(get_tool(name))
     row = {"from": origin.get(name, f"{cls.__module__}:{cls.__qualname__}"),
            "prompt": name in get_dialect("minio3", tools=tuple(names)).system_prompt()}
-    if importlib.util.find_spec("trl") is not None:
+    if "trl" in sys.argv[1:]:
         try:
             from minio3_ext.core.episode import EpisodeConfig
             from minio3_ext.trl.environment import ZoomEnvironment
@@ -73,7 +73,7 @@ for name in names:
             row["trl"] = callable(getattr(env, name, None))
         except Exception as e:
             row["trl"] = f"{type(e).__name__}: {e}"
-    if importlib.util.find_spec("verl") is not None:
+    if "verl" in sys.argv[1:]:
         try:
             from minio3_ext.verl.tool import ImageToolAdapter
             ImageToolAdapter({"type": "native", "tool": name})
@@ -101,9 +101,9 @@ class ProbeTimeout(Exception):
     pass
 
 
-def _probe(code: str, timeout: float) -> subprocess.CompletedProcess:
+def _probe(code: str, timeout: float, *argv: str) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+        return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise ProbeTimeout(f"the check did not finish within --timeout {timeout:g} s") from None
 
@@ -152,10 +152,13 @@ def check_trl(timeout: float = 300.0) -> list[str]:
     return [] if proc.returncode == 0 else [f"'import minio3_ext.trl' failed:\n{proc.stderr.strip()[-2000:]}"]
 
 
-def check_tools(timeout: float = 300.0) -> tuple[list[str], list[str]]:
+def check_tools(timeout: float = 300.0, frameworks: tuple[str, ...] | None = None) -> tuple[list[str], list[str]]:
     """``(lines, problems)``: every registered image tool, where it comes from, and whether
-    the system prompt, TRL's ``ZoomEnvironment`` and verl's tool config expose it."""
-    proc = _probe(_TOOLS_PROBE, timeout)
+    the system prompt, TRL's ``ZoomEnvironment`` and verl's tool config (for the installed
+    ``frameworks``; default: those importable here) expose it."""
+    if frameworks is None:
+        frameworks = tuple(name for name, (module, _) in FRAMEWORKS.items() if installed(module))
+    proc = _probe(_TOOLS_PROBE, timeout, *frameworks)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         return [], [f"listing the image tools failed:\n{proc.stderr.strip()[-2000:]}"]
@@ -197,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"[ok]   {name}")
     if present:
         try:
-            lines, problems = check_tools(args.timeout)
+            lines, problems = check_tools(args.timeout, tuple(n for n, (m, _) in FRAMEWORKS.items() if installed(m)))
         except ProbeTimeout as e:
             lines, problems = [], [str(e)]
         print(f"[{'FAIL' if problems else 'ok'}]{'' if problems else '  '} image tools:")
