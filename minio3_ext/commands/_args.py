@@ -148,14 +148,7 @@ def check_out_file(path: str | os.PathLike[str], flag: str = "--out") -> Path:
     p = Path(path)
     if p.is_dir():
         raise UserError(f"{flag} {p}: is a folder; expected a file path")
-    for parent in p.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"{flag} {p}: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK):
-                raise UserError(f"{flag} {p}: cannot write in {parent}")
-            break
-    return p
+    return _check_parents(p, flag)
 
 
 def check_out_dir(path: str | os.PathLike[str], flag: str = "--out") -> Path:
@@ -163,6 +156,11 @@ def check_out_dir(path: str | os.PathLike[str], flag: str = "--out") -> Path:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise UserError(f"{flag} {p}: is a file; expected a folder")
+    return _check_parents(p, flag)
+
+
+def _check_parents(p: Path, flag: str) -> Path:
+    """The nearest existing parent of ``p`` is a writable folder."""
     for parent in p.parents:
         if parent.exists():
             if not parent.is_dir():
