@@ -1,4 +1,4 @@
-"""Every TRL internal the TRL adapter relies on, in one place (checked by ``tests/trl/test_compat.py``).
+"""Every TRL internal the TRL adapter relies on, in one place (checked by ``tests/trl/test_trl_compat.py``).
 
 ``MaskedGRPOTrainer`` overrides private ``GRPOTrainer`` methods and reads private
 attributes. TRL may rename or reshape them in any release, so each one is listed

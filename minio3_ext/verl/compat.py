@@ -3,7 +3,7 @@ documented extension points, in one list (CONTRIBUTING: upstream seams in the op
 
 Each :class:`Seam` names a module attribute, what the adapter expects of it (the
 parameter names of a callable it overrides or calls, or that it exists) and who uses
-it. ``tests/verl/test_compat.py`` checks every entry against the installed verl, and
+it. ``tests/verl/test_verl_compat.py`` checks every entry against the installed verl, and
 ``minio3 doctor`` reports :func:`problems` (through ``registration_problems``); a verl
 upgrade that moves one of them fails there, not in the middle of a rollout.
 """
