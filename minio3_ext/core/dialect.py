@@ -75,6 +75,7 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 GROUNDING_OPEN, GROUNDING_CLOSE = "<grounding>", "</grounding>"
 TOOL_CALL_OPEN, TOOL_CALL_CLOSE = "<tool_call>", "</tool_call>"
+TOOL_RESPONSE_OPEN, TOOL_RESPONSE_CLOSE = "<tool_response>\n", "\n</tool_response>"
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _ANSWER_OPEN_RE = re.compile(r"<answer>", re.IGNORECASE)
 _THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL)
@@ -210,6 +211,12 @@ class Dialect:
     def observation_role(self) -> str:
         """Chat role of an observation turn: ``user`` (released minio3) or ``tool`` (Hermes)."""
         return "user" if self.name == "minio3" else "tool"
+
+    @staticmethod
+    def tool_response_wrap() -> tuple[str, str]:
+        """Text around a tool result sent as a user turn (OpenAI ``tool`` messages cannot
+        carry images): Qwen's Hermes ``<tool_response>`` block."""
+        return TOOL_RESPONSE_OPEN, TOOL_RESPONSE_CLOSE
 
     def restore_stop(self, text: str, matched: str | None) -> str:
         """Put back the stop string a server dropped. ``matched`` is the stop string the

@@ -155,7 +155,8 @@ def to_openai_messages(messages: Sequence[Mapping[str, Any]], encode=image_data_
         role = m["role"]
         if role == "tool":
             role = "user"
-            parts = [{"type": "text", "text": "<tool_response>\n"}, *parts, {"type": "text", "text": "\n</tool_response>"}]
+            before, after = Dialect.tool_response_wrap()
+            parts = [{"type": "text", "text": before}, *parts, {"type": "text", "text": after}]
         if role in ("system", "assistant") and all(p["type"] == "text" for p in parts):
             out.append({"role": role, "content": "".join(p["text"] for p in parts)})
         else:
