@@ -25,9 +25,19 @@ substring, and ``minio3/`` contains ``min``: with ``parameter_sync_step > 1``
 (``separate_async``) a step logs the minimum over its sub-steps instead of the mean. The
 sync trainer (one sub-step per step, the recipe's) logs them exactly.
 
-``sampler_kwargs``: ``min_live_std`` (1e-4), ``filter_groups`` (true; false keeps the
-metrics without filtering), ``train_batch_size`` (sync only: prompts per step, needed
-for the in-flight bound), ``max_inflight_gen_batches`` (1, as verl's).
+``sampler_kwargs``: ``min_live_std`` (1e-4), ``std_rows`` (``live``, the rule above; ``all``:
+the released code's rule, see :func:`all_rows_group_verdict`), ``filter_groups`` (true;
+false keeps the metrics without filtering), ``train_batch_size`` (sync only: prompts per
+step, needed for the in-flight bound), ``max_inflight_gen_batches`` (1, as verl's).
+
+``std_rows=all`` (``recipes/verl/masked_grpo_released.args``) is the released code's
+dynamic sampling (Mini-o3 @8654dbf, ``function_tools.get_valid_mask``, called with no
+exceed mask): a group is dropped when the sample std (Bessel-corrected, as ``torch.std``)
+of the rewards of *all* its rows, over-turn rows included, is below ``min_live_std``; a
+group with one row (std undefined) is kept. A group of 4 correct and 12 over-turn rows is
+then kept, and with ``include_masked_in_stats`` its correct rows get advantage +1.68; the
+live rule drops it (its live rewards are all 1). Not reproduced: the released code also
+drops every group in which a judge call failed; here such rows are masked (unscorable).
 """
 
 from __future__ import annotations
@@ -41,13 +51,16 @@ from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer, ReplayBufferAsync
 
 from .metrics import step_metrics
 
-__all__ = ["LiveGroupReplayBuffer", "LiveGroupReplayBufferAsync", "DEFAULT_MIN_LIVE_STD", "live_group_verdict"]
+__all__ = ["LiveGroupReplayBuffer", "LiveGroupReplayBufferAsync", "DEFAULT_MIN_LIVE_STD", "STD_ROWS",
+           "live_group_verdict", "all_rows_group_verdict", "group_verdict"]
 
 DEFAULT_MIN_LIVE_STD = 1e-4
 #: The value verl's sampling loop keys its filtered-group diagnostic by, for groups
 #: dropped because masking left fewer than 2 live rows.
 NO_LIVE_PAIR = -1.0
-_OPTIONS = {"min_live_std", "filter_groups", "train_batch_size", "max_inflight_gen_batches"}
+#: ``sampler_kwargs.std_rows``: whose rewards the group std is taken over (the first is the default).
+STD_ROWS = ("live", "all")
+_OPTIONS = {"min_live_std", "std_rows", "filter_groups", "train_batch_size", "max_inflight_gen_batches"}
 _METRIC_FIELDS = ["extra_fields", "rm_scores", "response_mask"]
 
 
@@ -60,6 +73,24 @@ def live_group_verdict(scores: list[float], live: list[bool], min_live_std: floa
     if float(np.std(values)) < min_live_std:
         return float(np.mean(values))
     return None
+
+
+def all_rows_group_verdict(scores: list[float], min_std: float) -> float | None:
+    """The released rule: ``None`` to keep a group; else its mean reward (logged for a dropped
+    one). Dropped when the sample std (ddof 1) of every row's reward, masked rows included, is
+    below ``min_std``; a single row has no std and is kept (released: NaN < 1e-4 is false)."""
+    if len(scores) < 2:
+        return None
+    if float(np.std(scores, ddof=1)) < min_std:
+        return float(np.mean(scores))
+    return None
+
+
+def group_verdict(scores: list[float], live: list[bool], min_std: float, std_rows: str = STD_ROWS[0]) -> float | None:
+    """The verdict of the rule ``std_rows`` names (see :data:`STD_ROWS`)."""
+    if std_rows == "all":
+        return all_rows_group_verdict(scores, min_std)
+    return live_group_verdict(scores, live, min_std)
 
 
 def _check_run(sampler_kwargs: Any) -> None:
@@ -94,6 +125,10 @@ def _options(sampler_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
     if min_std < 0:
         raise ValueError(f"trainer.v1.sampler.sampler_kwargs.min_live_std must be >= 0, got {min_std}")
     opts["min_live_std"] = min_std
+    rows = opts.get("std_rows", STD_ROWS[0])
+    if rows not in STD_ROWS:
+        raise ValueError(f"trainer.v1.sampler.sampler_kwargs.std_rows must be one of {list(STD_ROWS)}, got {rows!r}")
+    opts["std_rows"] = rows
     return opts
 
 
@@ -101,9 +136,11 @@ class _LiveGroups:
     """Shared by the sync and async buffers: the group verdict and the step metrics."""
 
     min_live_std: float
+    std_rows: str
 
     def _setup_live(self, opts: dict[str, Any]) -> None:
         self.min_live_std = opts["min_live_std"]
+        self.std_rows = opts["std_rows"]
         self._live_cache: dict[str, dict[str, float | None]] = defaultdict(dict)
 
     # verl calls this from its sampling loop (both modes) to find groups to evict
@@ -125,7 +162,7 @@ class _LiveGroups:
                 scores[uid].append(float(rm.sum().item()))
                 live[uid].append(bool(mask.sum().item() > 0))
         for uid in new:  # a group without trajectories has no live row either
-            cache[uid] = live_group_verdict(scores[uid], live[uid], self.min_live_std)
+            cache[uid] = group_verdict(scores[uid], live[uid], self.min_live_std, self.std_rows)
         dropped = {uid: v for uid, v in cache.items() if v is not None}
         return set(dropped), Counter(dropped.values())
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from types import MethodType, SimpleNamespace
 
+import numpy as np
 import pytest
 import ray
 import torch
@@ -21,7 +22,8 @@ from verl.trainer.ppo.v1.utils import MetricsAggregator
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
 from minio3_ext.verl.recipe import read_overrides
-from minio3_ext.verl.sampler import LiveGroupReplayBuffer, LiveGroupReplayBufferAsync, live_group_verdict
+from minio3_ext.verl.sampler import (LiveGroupReplayBuffer, LiveGroupReplayBufferAsync, all_rows_group_verdict,
+                                     group_verdict, live_group_verdict)
 
 from test_recipes import ENV, RECIPES
 
@@ -66,9 +68,9 @@ def _clear():
             tq.kv_clear(partition_id=partition, keys=list(items))
 
 
-def _cfg(extra=()):
+def _cfg(extra=(), files=("masked_grpo.args",)):
     cfgdir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
-    overrides = [o for o in read_overrides(RECIPES / "masked_grpo.args", ENV)
+    overrides = [o for f in files for o in read_overrides(RECIPES / f, ENV)
                  if o.split("=", 1)[0].lstrip("+").startswith(("trainer.v1", "algorithm.filter_groups"))]
     with initialize_config_dir(config_dir=cfgdir, version_base=None):
         return compose("ppo_trainer", overrides=[*overrides, "data.train_batch_size=2", *extra])
@@ -86,6 +88,43 @@ def test_verdicts():
     assert live_group_verdict([1, 0], [True, False], 1e-4) == -1.0
     assert live_group_verdict([1, 0, 0], [True, True, False], 1e-4) is None
     assert live_group_verdict([0.5, 0.50001], [True, True], 1e-4) == pytest.approx(0.500005)  # std 5e-6 < 1e-4
+
+
+# the issue's group: 4 correct rows and 12 over-turn rows (masked, reward 0)
+FOUR_OF_16 = [(1.0, True)] * 4 + [(0.0, False)] * 12
+
+
+def released_rule_drops(rewards: list[float]) -> bool:
+    """Test oracle, transcribed from the released code (Mini-o3 @8654dbf,
+    verl/workers/rollout/vllm_rollout/function_tools.py, get_valid_mask, called from
+    vllm_async_engine.py with exceed_mask=None): every row of the uid, then torch's std."""
+    uid_rewards = torch.tensor(rewards, dtype=torch.float32)
+    exceed_mask = None
+    if exceed_mask is not None:  # never taken: the caller passes None
+        uid_rewards = uid_rewards[~exceed_mask]
+    return uid_rewards.std().item() < 1e-4
+
+
+def test_released_rule_agrees_with_its_transcription():
+    scores = [s for s, _ in FOUR_OF_16]
+    live = [ok for _, ok in FOUR_OF_16]
+    assert released_rule_drops(scores) is False and all_rows_group_verdict(scores, 1e-4) is None  # kept
+    assert group_verdict(scores, live, 1e-4, "all") is None
+    # the default live-row rule drops it: its live rewards are all 1
+    assert live_group_verdict(scores, live, 1e-4) == 1.0 and group_verdict(scores, live, 1e-4) == 1.0
+    rng = np.random.default_rng(0)
+    cases = [[1.0], [0.0, 0.0], [1.0, 1.0, 1.0], [0.5, 0.50001], [0.5, 0.5004], [0.0] * 16, [1.0] + [0.0] * 15]
+    cases += [rng.choice([0.0, 0.5, 1.0], size=int(rng.integers(1, 17))).tolist() for _ in range(300)]
+    cases += [(0.3 + rng.normal(0, 10 ** rng.uniform(-7, -2), size=int(rng.integers(2, 9)))).tolist() for _ in range(300)]
+    for rewards in cases:
+        rows_live = rng.random(len(rewards)) < 0.5
+        verdict = group_verdict(rewards, rows_live.tolist(), 1e-4, "all")
+        assert (verdict is not None) == released_rule_drops(rewards), rewards
+
+
+def test_unknown_std_rows_is_named():
+    with pytest.raises(ValueError, match=r"std_rows must be one of \['live', 'all'\], got 'some'"):
+        LiveGroupReplayBuffer("sync", {}, None, "drop", {"std_rows": "some", "train_batch_size": 2}, refill_fn=lambda n: n)
 
 
 def _build(cfg, refill):
@@ -162,3 +201,19 @@ def test_seq_mean_is_refused_when_verl_builds_the_buffer():
     cfg = _cfg(["algorithm.adv_estimator=masked_grpo", "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"])
     with pytest.raises(ValueError, match="loss_agg_mode=seq-mean-token-mean divides the loss"):
         _build(cfg, lambda n: n)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("released", [False, True])
+def test_released_rule_keeps_the_four_of_sixteen_group_through_verls_sampling_loop(transfer_queue, released):
+    _clear()
+    files = ("masked_grpo.args", "masked_grpo_released.args") if released else ("masked_grpo.args",)
+    buf = _build(_cfg(files=files), lambda n: n)
+    assert buf.std_rows == ("all" if released else "live")
+    buf.poll_interval = 0.01
+    _put_group("fourof16", FOUR_OF_16)
+    _put_group("mixed", MIXED)
+    _put_group("refill", REFILL)
+    batch, _ = buf.sample(global_steps=1, partition_id="train", batch_size=2)
+    uids = sorted({k.split("_")[0] for k in batch.keys})
+    assert uids == (["fourof16", "mixed"] if released else ["mixed", "refill"])

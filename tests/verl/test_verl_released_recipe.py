@@ -82,6 +82,40 @@ def test_group_statistics_include_masked_rows(released_job):
     assert adv[0, 0].item() == pytest.approx(1.162, abs=1e-3) and adv[4, 0].item() == pytest.approx(-0.775, abs=1e-3)
 
 
+def test_four_correct_twelve_over_turn_group_is_kept_and_trained(released_job):
+    # the released dynamic sampling keeps the group (std over all 16 rows) and, masked rows in
+    # the statistics, its correct rows get +1.68; the clean default drops it (live rewards all 1)
+    from minio3_ext.verl.sampler import group_verdict
+
+    rewards = [1.0] * 4 + [0.0] * 12
+    live = [True] * 4 + [False] * 12
+    kwargs = released_job["trainer"]["v1"]["sampler"]["sampler_kwargs"]
+    assert group_verdict(rewards, live, kwargs["min_live_std"], kwargs["std_rows"]) is None
+    clean = _job(["masked_grpo.args"])["trainer"]["v1"]["sampler"]["sampler_kwargs"]
+    assert group_verdict(rewards, live, clean["min_live_std"], clean.get("std_rows", "live")) == 1.0
+    mask = torch.tensor([[1.0] * 3 if ok else [0.0] * 3 for ok in live])
+    token_rewards = torch.zeros(16, 3)
+    token_rewards[:, -1] = torch.tensor(rewards)
+    estimator = core_algos.get_adv_estimator_fn(released_job["algorithm"]["adv_estimator"])
+    adv, _ = estimator(token_level_rewards=token_rewards, response_mask=mask, index=np.array(["g"] * 16, dtype=object),
+                       config=OmegaConf.create(released_job["algorithm"]))
+    assert adv[0, 0].item() == pytest.approx(1.677, abs=1e-3) and adv[4:].abs().sum() == 0
+
+
+def test_whole_context_budget_is_the_limit_that_governs(released_job):
+    job = OmegaConf.to_container(OmegaConf.create(released_job), resolve=True)  # verl's interpolations resolved
+    rollout = job["actor_rollout_ref"]["rollout"]
+    (loop,) = yaml.safe_load(Path(rollout["agent"]["agent_loop_config_path"]).read_text())
+    budget = loop["context_budget"]
+    assert budget == 32768 - 2000
+    # the loop stops at whichever comes first: prompt + responses reaching the budget, or the
+    # responses reaching verl's response length (rollout.response_length, composed from data.*)
+    assert rollout["response_length"] == job["data"]["max_response_length"]
+    for prompt_tokens in (1, 2_800, job["data"]["max_prompt_length"]):
+        assert min(budget, prompt_tokens + rollout["response_length"]) == budget, prompt_tokens
+    assert rollout["max_model_len"] is None or rollout["max_model_len"] >= budget  # None: the model's own
+
+
 def test_loss_aggregation_equals_the_released_one_sequence_micro_batches(released_job):
     torch.manual_seed(0)
     n = 8  # one mini-batch of 8 sequences on one GPU, 2 of them masked (all-zero mask)
