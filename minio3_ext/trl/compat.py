@@ -73,6 +73,7 @@ SEAMS: tuple[Seam, ...] = (
     Seam(_T, "environments", "attribute", why="per-rollout environment instances of the batch"),
     Seam(_T, "eos_token_ids", "attribute", why="end-of-turn ids: a completion not ending in one was truncated"),
     Seam(_T, "max_tool_calling_iterations", "attribute", why="tool-round cap (turn_limit)"),
+    Seam(_T, "reward_func_names", "attribute", why="names in the rewards/<name>/std metrics (one-row std logged as 0)"),
     Seam(_T, "generation_config", "attribute", why="transformers generation settings: idle ranks' dummy turn"),
     Seam(_T, "use_vllm", "attribute"), Seam(_T, "vllm_mode", "attribute"),
     Seam(_T, "vllm_tensor_parallel_size", "attribute"), Seam(_T, "vllm_generation", "attribute"),

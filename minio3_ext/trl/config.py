@@ -16,21 +16,24 @@ __all__ = ["MaskedGRPOConfig"]
 class MaskedGRPOConfig(GRPOConfig):
     """Configuration for :class:`~minio3_ext.trl.MaskedGRPOTrainer`.
 
-    Every ``GRPOConfig`` field keeps its meaning. The fields below decide which
-    trajectories leave the policy gradient. ``max_tool_calling_iterations`` is derived
-    from ``max_turns`` (``max_turns - 1`` tool rounds: the last turn must answer) unless
-    set explicitly, because TRL's default is unlimited.
+    Every ``GRPOConfig`` field keeps its meaning, ``max_tool_calling_iterations`` included
+    (tool rounds; ``None``, TRL's default: no limit). ``max_turns`` is the same limit counted
+    in assistant turns (``max_turns - 1`` tool rounds: the last turn must answer); set either
+    (both only if they agree). Neither set: no limit, as in ``GRPOConfig``. The recipe sets
+    the paper's 6 turns. The fields below decide which trajectories leave the policy gradient.
 
     Every ``loss_type`` of TRL 1.16 is exact with masked rows: the token-normalised ones
     (``dapo``, ``bnpo``, ``cispo``, ``vespo``) count no masked tokens, and the row-normalised
     ones (``grpo``, ``sapo``, ``luspo``, ``dr_grpo``) are rescaled by rows / live rows of the
-    generation batch, so a masked row no longer dilutes the live rows' gradient.
+    generation batch, so a masked row no longer dilutes the live rows' gradient
+    (``rescale_row_losses=False``: not rescaled, the released code's loss).
     """
 
-    max_turns: int = field(
-        default=6,
-        metadata={"help": "Assistant turns per trajectory (paper: 6 at training). A trajectory still calling a tool "
-                  "at its last turn ends in `turn_limit`."},
+    max_turns: int | None = field(
+        default=None,
+        metadata={"help": "Assistant turns per trajectory (paper: 6 at training); the same limit as "
+                  "`max_tool_calling_iterations` + 1, set either. A trajectory still calling a tool at its last turn "
+                  "ends in `turn_limit`. None (with max_tool_calling_iterations None): no limit, TRL's default."},
     )
     max_images: int = field(
         default=32,
@@ -58,6 +61,13 @@ class MaskedGRPOConfig(GRPOConfig):
                   "scored, usually 0). None disables the guard."},
     )
 
+    rescale_row_losses: bool = field(
+        default=True,
+        metadata={"help": "Rescale the row-normalised loss types (grpo, sapo, luspo, dr_grpo) by rows / live rows of "
+                  "the generation batch, so masked rows do not dilute the live rows' gradient. False: masked rows "
+                  "count as 0 in the per-row mean (the released code's loss)."},
+    )
+
     mask_plain_truncation: bool = field(
         default=False,
         metadata={"help": "Also mask completions of a run without tools that hit max_completion_length without an "
@@ -74,8 +84,11 @@ class MaskedGRPOConfig(GRPOConfig):
     )
 
     def __post_init__(self):
-        if self.max_turns < 1:
-            raise ValueError(f"MaskedGRPOConfig.max_turns must be >= 1, got {self.max_turns}")
+        if self.max_turns is not None and self.max_turns < 1:
+            raise ValueError(f"MaskedGRPOConfig.max_turns must be >= 1 or None, got {self.max_turns}")
+        if self.max_tool_calling_iterations is not None and self.max_tool_calling_iterations < 0:
+            raise ValueError("MaskedGRPOConfig.max_tool_calling_iterations must be >= 0 or None, got "
+                             f"{self.max_tool_calling_iterations}")
         if self.max_images < 1:
             raise ValueError(f"MaskedGRPOConfig.max_images must be >= 1, got {self.max_images}")
         unknown = sorted(set(self.masked_reasons) - set(TERMINATION_REASONS))
@@ -83,12 +96,15 @@ class MaskedGRPOConfig(GRPOConfig):
             raise ValueError(f"MaskedGRPOConfig.masked_reasons: unknown reasons {unknown}; expected from {list(TERMINATION_REASONS)}")
         if self.max_masked_share is not None and not 0.0 <= self.max_masked_share <= 1.0:
             raise ValueError(f"MaskedGRPOConfig.max_masked_share must be in [0, 1] or None, got {self.max_masked_share}")
-        if self.max_tool_calling_iterations is None:
+        if self.max_turns is None:
+            if self.max_tool_calling_iterations is not None:
+                self.max_turns = self.max_tool_calling_iterations + 1
+        elif self.max_tool_calling_iterations is None:
             self.max_tool_calling_iterations = self.max_turns - 1
         elif self.max_tool_calling_iterations != self.max_turns - 1:
             raise ValueError(
                 f"MaskedGRPOConfig: max_tool_calling_iterations={self.max_tool_calling_iterations} disagrees with "
-                f"max_turns={self.max_turns} (expected {self.max_turns - 1}); set only max_turns"
+                f"max_turns={self.max_turns} (expected {self.max_turns - 1}); set only one of them"
             )
         self.masked_reasons = sorted(set(self.masked_reasons))
         if self.loss_type not in KNOWN_LOSSES:
@@ -96,7 +112,8 @@ class MaskedGRPOConfig(GRPOConfig):
                 f"MaskedGRPOConfig.loss_type={self.loss_type!r}: masking is exact only for {sorted(KNOWN_LOSSES)}; "
                 "use loss_type='dapo'"
             )
-        if self.mask_overturn and self.loss_type in ROW_MEAN_LOSSES and (self.entropy_coef or self.use_adaptive_entropy):
+        if (self.mask_overturn and self.rescale_row_losses and self.loss_type in ROW_MEAN_LOSSES
+                and (self.entropy_coef or self.use_adaptive_entropy)):
             raise ValueError(
                 f"MaskedGRPOConfig: loss_type={self.loss_type!r} is rescaled to live rows, which would rescale the "
                 "entropy bonus too; with entropy_coef/use_adaptive_entropy use loss_type='dapo' (or 'bnpo')"

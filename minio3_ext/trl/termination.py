@@ -52,13 +52,13 @@ def termination_reason(
     messages: Sequence[Mapping[str, Any]] | str,
     *,
     truncated: bool,
-    max_tool_rounds: int,
+    max_tool_rounds: int | None,
     dialect: Dialect | None = None,
 ) -> str:
     """One of the core ``TERMINATION_REASONS`` for a finished TRL rollout without an environment.
 
     ``truncated``: the completion did not end with an end-of-sequence token (it hit
-    ``max_completion_length``). ``max_tool_rounds``: the trainer's tool-iteration cap.
+    ``max_completion_length``). ``max_tool_rounds``: the trainer's tool-iteration cap (``None``: no cap).
     """
     dialect = dialect or get_dialect()
     if _first_answer(messages, dialect) is not None:
@@ -67,7 +67,8 @@ def termination_reason(
         assistants = _assistants(messages)
         last = assistants[-1] if assistants else {}
         if last.get("tool_calls") and messages[-1].get("role") == "assistant":  # calls TRL did not run
-            return "turn_limit" if tool_rounds(messages) >= max_tool_rounds else "context_limit"
+            capped = max_tool_rounds is not None and tool_rounds(messages) >= max_tool_rounds
+            return "turn_limit" if capped else "context_limit"
     return "context_limit" if truncated else "no_answer"
 
 
@@ -84,7 +85,7 @@ def rollout_record(
     messages: Sequence[Mapping[str, Any]] | str,
     *,
     truncated: bool,
-    max_tool_rounds: int,
+    max_tool_rounds: int | None,
     environment: Any = None,
     tool_errors: int | None = None,
 ) -> dict[str, Any]:

@@ -1,8 +1,14 @@
 """``MaskedGRPOTrainer``: TRL's ``GRPOTrainer`` with Mini-o3 over-turn masking (SPEC 3).
 
-Swap the estimator by changing one import and one config class::
+Swap the estimator by changing the import and the two class names where they are used::
 
     from minio3_ext.trl import MaskedGRPOConfig, MaskedGRPOTrainer   # was: from trl import GRPOConfig, GRPOTrainer
+    args = MaskedGRPOConfig(...)                                     # was: GRPOConfig(...), same fields
+    trainer = MaskedGRPOTrainer(model, reward_funcs, args=args, ...)  # was: GRPOTrainer(...), same arguments
+
+(or alias them: ``from minio3_ext.trl import MaskedGRPOConfig as GRPOConfig, MaskedGRPOTrainer as
+GRPOTrainer``, one changed line). Every ``GRPOConfig`` default is kept, the tool-round limit
+included (none); set ``max_turns`` for the paper's 6.
 
 Each override calls TRL first; every TRL internal it touches is listed in
 :mod:`minio3_ext.trl.compat`.
@@ -21,7 +27,10 @@ Each override calls TRL first; every TRL internal it touches is listed in
   with the masked rows inside the group statistics; sequence-level importance-sampling
   metrics recomputed over live rows.
 - ``_compute_loss``: row-normalised loss types (``grpo``, ``sapo``, ``luspo``,
-  ``dr_grpo``) rescaled by rows / live rows of the generation batch.
+  ``dr_grpo``) rescaled by rows / live rows of the generation batch (unless
+  ``rescale_row_losses=False``).
+- TRL logs the sample std of a single scorable reward as NaN (``None`` in the logs);
+  masking often leaves one live row, whose spread ``reward_std`` / ``rewards/*/std`` log as 0.
 - ``_generate_and_score_completions`` / ``_prepare_inputs`` (``offload_buffered_pixels``):
   the buffered generation batch keeps its ``pixel_values`` in host memory in the vision
   tower's dtype; each micro-batch's share moves to the GPU when it trains.
@@ -44,6 +53,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from typing import Any
 
 import torch
@@ -84,7 +94,8 @@ class MaskedGRPOTrainer(GRPOTrainer):
         self._in_tool_loop = False
         self._tool_errors: list[int] | None = None
         super().__init__(model, reward_funcs, args, *more, **kwargs)
-        if self.args.mask_overturn and self.loss_type in compat.ROW_MEAN_LOSSES and self.aux_loss_enabled:
+        if (self.args.mask_overturn and self.args.rescale_row_losses and self.loss_type in compat.ROW_MEAN_LOSSES
+                and self.aux_loss_enabled):
             raise ValueError(
                 f"MaskedGRPOTrainer: loss_type={self.loss_type!r} is rescaled to live rows, which would rescale the "
                 "MoE router auxiliary loss too; use loss_type='dapo' (or router_aux_loss_coef=0)"
@@ -100,6 +111,12 @@ class MaskedGRPOTrainer(GRPOTrainer):
             config = getattr(pool[0], "config", None)
             if config is None or not hasattr(config, "max_turns"):
                 continue
+            if self.args.max_turns is None:
+                raise ValueError(
+                    f"MaskedGRPOTrainer: the environment's EpisodeConfig.max_turns={config.max_turns} needs the same "
+                    f"turn limit on the trainer, which has none (TRL's default); set MaskedGRPOConfig.max_turns="
+                    f"{config.max_turns}"
+                )
             for key in ("max_turns", "max_images"):
                 if getattr(config, key) != getattr(self.args, key):
                     raise ValueError(
@@ -318,6 +335,7 @@ class MaskedGRPOTrainer(GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)
+        self._single_reward_stds()
         missing = [k for k in compat.SCORED_KEYS if k not in output]
         if missing:
             raise compat.UpstreamChanged(f"GRPOTrainer._generate_and_score_completions: no {missing} in its output; "
@@ -334,6 +352,16 @@ class MaskedGRPOTrainer(GRPOTrainer):
         if self.args.offload_buffered_pixels and self.model.training and "pixel_values" in output:
             output["pixel_values"] = self._host_pixels(output["pixel_values"])
         return output
+
+    def _single_reward_stds(self) -> None:
+        """The std TRL just logged is NaN exactly when its mean is finite from one scorable reward
+        (Bessel's correction of one value): that one value's spread is 0."""
+        metrics = self._metrics["train" if self.model.training else "eval"]
+        pairs = [("reward", "reward_std")] + [(f"rewards/{n}/mean", f"rewards/{n}/std") for n in self.reward_func_names]
+        for mean_key, std_key in pairs:
+            means, stds = metrics.get(mean_key), metrics.get(std_key)
+            if means and stds and math.isnan(stds[-1]) and not math.isnan(means[-1]):
+                stds[-1] = 0.0
 
     # -- the buffered generation batch keeps its pixels in host memory ---------------------
     def _vision_dtype(self) -> torch.dtype | None:
@@ -378,7 +406,8 @@ class MaskedGRPOTrainer(GRPOTrainer):
     def _compute_loss(self, model, inputs):
         loss = super()._compute_loss(model, inputs)
         scale = inputs.get(ROW_SCALE_KEY)
-        if scale is not None and self.model.training and self.loss_type in compat.ROW_MEAN_LOSSES:
+        if (scale is not None and self.model.training and self.args.rescale_row_losses
+                and self.loss_type in compat.ROW_MEAN_LOSSES):
             loss = loss * scale.to(loss.dtype)
         return loss
 

@@ -23,6 +23,7 @@ from trl import ModelConfig, TrlParser
 from minio3_ext.core import EpisodeConfig, ImageBank, ViewRules
 from minio3_ext.data.synthetic import load_rows
 from minio3_ext.judge import Judge, JudgeConfig
+from minio3_ext.trl.attention import attention_implementation
 from minio3_ext.trl import (
     AccuracyReward, MaskedGRPOConfig, MaskedGRPOTrainer, ZoomEnvironment, format_reward, grpo_rows,
     use_minio3_dialect, use_tool_chat_template,
@@ -40,39 +41,49 @@ class RecipeArguments:
     format_reward_weight: float = field(default=0.0, metadata={"help": "Weight of the format reward (released: 0)."})
     dialect: str = field(default="hermes", metadata={"help": "'hermes' (<tool_call>, tool turns) or 'minio3' (the "
                                                               "released <grounding> dialect, observations as user turns)."})
+    preset: str = field(default="strict", metadata={"help": "Edge-case rules of the episode: 'strict' or 'released' "
+                                                             "(out-of-range boxes clamped, observation_0 = the original, "
+                                                             "any <grounding> makes a zoom, released numbering)."})
 
 
-def load_dataset_rows(path: str, dialect: str) -> Dataset:
+def load_dataset_rows(path: str, episode: EpisodeConfig) -> Dataset:
     p = Path(path)
     if p.is_dir():
         return load_from_disk(str(p))
-    return Dataset.from_list(grpo_rows(load_rows(p), dialect=dialect))
+    return Dataset.from_list(grpo_rows(load_rows(p), config=episode))
+
+
+def episode_config(recipe: RecipeArguments, args: MaskedGRPOConfig) -> EpisodeConfig:
+    """The zoom environment's rules: the trainer's budgets, the recipe's dialect, preset and views."""
+    view = ViewRules(max_pixels=recipe.view_max_pixels, min_pixels=recipe.view_min_pixels)
+    return EpisodeConfig(max_turns=args.max_turns, max_images=args.max_images, dialect=recipe.dialect,
+                         preset=recipe.preset, max_context_tokens=None,  # TRL's max_completion_length caps the context
+                         view=view)
 
 
 def main() -> None:
     recipe, args, model_args = TrlParser((RecipeArguments, MaskedGRPOConfig, ModelConfig)).parse_args_and_config()
-    view = ViewRules(max_pixels=recipe.view_max_pixels, min_pixels=recipe.view_min_pixels)
+    episode = episode_config(recipe, args)
+    view = episode.view
     processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, min_pixels=recipe.view_min_pixels,
                                               max_pixels=recipe.view_max_pixels, padding_side="left")
     if recipe.dialect == "minio3":
-        use_minio3_dialect(processor)  # <grounding> calls rendered and parsed through TRL's hooks
+        use_minio3_dialect(processor, episode)  # <grounding> calls rendered and parsed through TRL's hooks
     else:
         use_tool_chat_template(processor)  # Qwen2.5-VL's own template cannot render tool calls
     model = AutoModelForImageTextToText.from_pretrained(
         model_args.model_name_or_path, dtype=getattr(torch, model_args.dtype or "bfloat16"),
-        attn_implementation=model_args.attn_implementation)
+        attn_implementation=attention_implementation(model_args.attn_implementation))
     if recipe.freeze_vision_tower:
         for p in model.model.visual.parameters():
             p.requires_grad_(False)
-    episode = EpisodeConfig(max_turns=args.max_turns, max_images=args.max_images, dialect=recipe.dialect,
-                            max_context_tokens=None, view=view)  # TRL's max_completion_length is the context cap
     bank = ImageBank(max_bytes=int(recipe.image_bank_gib * (1 << 30)), view_rules=view)
     reward_funcs = [AccuracyReward(Judge(JudgeConfig.from_env()))]
     if recipe.format_reward_weight:
         reward_funcs.append(format_reward)
         args.reward_weights = [1.0, recipe.format_reward_weight]
     trainer = MaskedGRPOTrainer(
-        model, reward_funcs=reward_funcs, args=args, train_dataset=load_dataset_rows(recipe.train_data, recipe.dialect),
+        model, reward_funcs=reward_funcs, args=args, train_dataset=load_dataset_rows(recipe.train_data, episode),
         processing_class=processor, environment_factory=partial(ZoomEnvironment, config=episode, bank=bank),
     )
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)

@@ -4,9 +4,12 @@
 #
 #   MINIO3_JUDGE_BASE_URL=... MINIO3_JUDGE_API_KEY=... bash recipes/trl/grpo_qwen2_5_vl_7b_released.sh [more flags]
 #
-# Not expressible in TRL (kept as in the clean recipe, and said here): the released
-# context rule counts the whole context (prompt + responses + images) against
-# 32768 - 2000; TRL caps the completion only (max_completion_length, 24576 here).
+# Not expressible in TRL (kept as in the clean recipe, and said here):
+# - the released context rule counts the whole context (prompt + responses + images)
+#   against 32768 - 2000; TRL caps the completion only (max_completion_length, 24576 here);
+# - the released dynamic sampling (drop groups whose reward std over all rows is < 1e-4,
+#   refill the batch): TRL keeps those groups (advantage 0);
+# - the released 8192-token per-turn cap: TRL caps the whole completion only.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # the released judge: its prompts, "score:" parsing, 0.2*attempt temperature (needs MINIO3_JUDGE_BASE_URL)
@@ -17,6 +20,13 @@ RELEASED=(
   # released loss: each sequence's token-mean, averaged over the batch (masked rows count as 0);
   # TRL's "grpo" loss computes ((loss * mask).sum(-1) / mask.sum(-1)).mean() (clean recipe: dapo, token-mean)
   --loss_type grpo
+  # ...not rescaled to the live rows: masked rows dilute the mean, as released (clean recipe: rescaled)
+  --rescale_row_losses false
+  # released: no runaway guard; a share above 1.0 never happens, so masking is never suspended (clean recipe: 0.5)
+  --max_masked_share 1.0
+  # released edge cases: out-of-range boxes clamped, observation_0 = the original, any <grounding> makes a
+  # zoom, Observation number = action index + 1 (clean recipe: strict)
+  --preset released
   # released: 12 images per context (clean recipe: 32)
   --max_images 12
   # released: the <grounding> dialect of the released checkpoint and cold-start data

@@ -18,6 +18,7 @@ from datasets import load_from_disk
 from transformers import AutoModelForImageTextToText, AutoProcessor
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser
 
+from minio3_ext.trl.attention import attention_implementation
 from minio3_ext.trl.sft import ToolImageCollator
 
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
                                               max_pixels=recipe.view_max_pixels)
     model = AutoModelForImageTextToText.from_pretrained(
         model_args.model_name_or_path, dtype=getattr(torch, model_args.dtype or "bfloat16"),
-        attn_implementation=model_args.attn_implementation)
+        attn_implementation=attention_implementation(model_args.attn_implementation))
     if recipe.freeze_vision_tower:  # the vision tower and its projector (merger) stay as they are
         for p in model.model.visual.parameters():
             p.requires_grad_(False)

@@ -121,9 +121,71 @@ def test_args_none_builds_a_default_config(tiny_qwen_dir, silence, tmp_path, mon
     trainer = MaskedGRPOTrainer(model, reward_funcs=[says_yes], processing_class=processor,
                                 train_dataset=_prompts("Say yes."))
     assert isinstance(trainer.args, MaskedGRPOConfig) and trainer.args.output_dir.endswith("-GRPO")
-    assert trainer.args.mask_overturn and trainer.max_tool_calling_iterations == 5
     stock = GRPOTrainer(model, reward_funcs=[says_yes], processing_class=processor, train_dataset=_prompts("Say yes."))
     assert trainer.args.output_dir == stock.args.output_dir
+    # no turn limit set: TRL's default, no tool-round limit (not 5 rounds behind the user's back)
+    assert trainer.args.mask_overturn and trainer.args.max_turns is None
+    assert trainer.max_tool_calling_iterations == stock.max_tool_calling_iterations
+
+
+def test_turn_limit_keeps_trls_meaning(tmp_path):
+    default, stock = MaskedGRPOConfig(output_dir=str(tmp_path), use_cpu=True), GRPOConfig(output_dir=str(tmp_path), use_cpu=True)
+    assert default.max_tool_calling_iterations == stock.max_tool_calling_iterations is None and default.max_turns is None
+    # TRL's field, TRL's meaning: 3 tool rounds, so 4 assistant turns
+    three = MaskedGRPOConfig(output_dir=str(tmp_path), max_tool_calling_iterations=3, use_cpu=True)
+    assert (three.max_tool_calling_iterations, three.max_turns) == (3, 4)
+    six = MaskedGRPOConfig(output_dir=str(tmp_path), max_turns=6, use_cpu=True)
+    assert (six.max_tool_calling_iterations, six.max_turns) == (5, 6)
+    agree = MaskedGRPOConfig(output_dir=str(tmp_path), max_turns=6, max_tool_calling_iterations=5, use_cpu=True)
+    assert agree.max_turns == 6
+
+
+def test_environment_budget_needs_a_turn_limit_on_the_trainer(run_scripted):
+    from minio3_ext.trl import MaskedGRPOTrainer as Trainer
+
+    with pytest.raises(ValueError, match=r"EpisodeConfig.max_turns=2 .* set MaskedGRPOConfig.max_turns=2"):
+        run_scripted(Trainer, max_turns=None)
+
+
+def test_reward_std_is_a_number_when_masking_leaves_one_live_row(tiny_qwen_dir, tmp_path, silence):
+    """Rows 1 and 2 run into the turn limit (masked): one live row, whose spread is 0, not None."""
+    model, processor = load_tiny_qwen(tiny_qwen_dir)
+    trainer = MaskedGRPOTrainer(model, reward_funcs=[says_yes], args=_args(MaskedGRPOConfig, tmp_path, max_turns=2),
+                                processing_class=processor, tools=[lookup], train_dataset=_prompts("Define zoom."))
+    _scripted(trainer, [["<answer>yes</answer>", CALL, CALL], [CALL, CALL]])
+    trainer.train()
+    log = trainer.state.log_history[0]
+    assert log["minio3/masked_share"] == pytest.approx(2 / 3) and log["reward"] == 1.0
+    assert log["reward_std"] == 0.0 and log["rewards/says_yes/std"] == 0.0
+
+
+def test_released_loss_is_not_rescaled_to_live_rows(tiny_qwen_dir, tmp_path, silence):
+    """rescale_row_losses=False: the grpo loss is TRL's on the whole batch, masked rows counting as 0
+    (the released variant's settings; with masked rows in the statistics the live advantages do not
+    sum to 0, so the first-step loss is not 0)."""
+    results = {}
+
+    class Probe(MaskedGRPOTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if not results:
+                with torch.no_grad():
+                    results["ours"] = self._compute_loss(model, inputs).item()
+                    results["trl"] = GRPOTrainer._compute_loss(self, model, inputs).item()
+                    results["scale"] = inputs["minio3_row_scale"].item()
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    for rescale in (True, False):
+        results.clear()
+        model, processor = load_tiny_qwen(tiny_qwen_dir)
+        trainer = Probe(model, reward_funcs=[says_yes], processing_class=processor, tools=[lookup],
+                        args=_args(MaskedGRPOConfig, tmp_path, max_turns=2, loss_type="grpo",
+                                   rescale_row_losses=rescale, include_masked_in_stats=True),
+                        train_dataset=_prompts("Define zoom."))
+        _scripted(trainer, [[CALL, CALL, "<answer>no</answer>"], ["<answer>yes</answer>", CALL]])
+        trainer.train()
+        assert results["scale"] == pytest.approx(3 / 2) and abs(results["trl"]) > 1e-6
+        expected = results["trl"] * (results["scale"] if rescale else 1.0)
+        assert results["ours"] == pytest.approx(expected, rel=1e-5), rescale
 
 
 def test_defaults_without_tools_train_like_grpo_trainer(tiny_qwen_dir, tmp_path, silence):

@@ -82,7 +82,7 @@ def test_return_shapes_on_a_real_trainer(tiny_qwen_dir, tmp_path, monkeypatch):
     for name in ("_tokenizer", "_metrics", "environments", "eos_token_ids", "max_tool_calling_iterations",
                  "use_vllm", "vllm_mode", "vllm_tensor_parallel_size", "loss_type", "aux_loss_enabled",
                  "_entropy_bonus_enabled", "num_generations", "tools", "generation_config",
-                 "vllm_importance_sampling_mode", "vllm_importance_sampling_correction"):
+                 "vllm_importance_sampling_mode", "vllm_importance_sampling_correction", "reward_func_names"):
         assert hasattr(trainer, name), name
     assert set(trainer._metrics) == {"train", "eval"}
 

@@ -42,6 +42,17 @@ def test_released_flags_parse_into_the_released_settings(monkeypatch):
     assert args.include_masked_in_stats and args.mask_overturn
     assert (args.loss_type, args.max_images, recipe.dialect) == ("grpo", 12, "minio3")
     assert (args.max_turns, args.num_generations, args.learning_rate) == (6, 16, 1e-6)  # the rest: the recipe's
+    # released math: the grpo loss not rescaled to live rows, no runaway guard (a share never exceeds 1.0)
+    assert args.rescale_row_losses is False and args.max_masked_share == 1.0
+    episode = module.episode_config(recipe, args)  # the zoom environment's rules
+    assert recipe.preset == episode.preset == "released" and episode.rules.clamp
+    assert (episode.max_turns, episode.max_images, episode.dialect) == (6, 12, "minio3")
+
+
+def test_script_names_what_trl_cannot_express():
+    header = SCRIPT.read_text().split("set -euo pipefail", 1)[0]
+    for rule in ("whole context", "dynamic sampling", "per-turn cap"):
+        assert rule in header, rule
 
 
 def test_script_selects_the_released_judge_and_is_valid_bash():

@@ -43,7 +43,7 @@ def _released_parquet(path: Path) -> Path:
     return path
 
 
-def test_sft_recipe_trains_on_the_imported_coldstart_data(tiny_qwen_dir, tmp_path):
+def test_sft_recipe_trains_on_the_imported_coldstart_data(tiny_qwen_dir, tmp_path, capsys):
     report = import_coldstart(_released_parquet(tmp_path / "data" / "train-00000-of-00001.parquet"),
                               tmp_path / "coldstart")
     assert report.kept == 2
@@ -56,10 +56,14 @@ def test_sft_recipe_trains_on_the_imported_coldstart_data(tiny_qwen_dir, tmp_pat
         # CPU / tiny-model overrides; everything else is the recipe's
         "--model_name_or_path", str(tiny_qwen_dir), "--dataset_path", report.outputs["trl"],
         "--output_dir", str(tmp_path / "out"), "--max_steps", "1", "--use_cpu", "true", "--bf16", "false",
-        "--dtype", "float32", "--attn_implementation", "sdpa", "--gradient_checkpointing", "false",
+        "--dtype", "float32", "--gradient_checkpointing", "false",
         "--report_to", "none", "--save_strategy", "no", "--gradient_accumulation_steps", "1", "--max_length", "8192",
     ])
     assert trainer.state.global_step == 1 and trainer.state.log_history[-1]["train_loss"] > 0
+    # the YAML asks for flash_attention_2; on this machine (no flash-attn, no CUDA) sdpa, said in one line
+    assert yaml.safe_load((RECIPE / "sft_coldstart_qwen2_5_vl_7b.yaml").read_text())["attn_implementation"] == "flash_attention_2"
+    assert trainer.model.config._attn_implementation == "sdpa"
+    assert "flash-attn is not usable here" in capsys.readouterr().err
     frozen = [p.requires_grad for p in trainer.model.model.visual.parameters()]
     assert frozen and not any(frozen)  # vision tower and projector frozen, as released
     assert (trainer.args.learning_rate, trainer.args.num_train_epochs, trainer.args.warmup_ratio) == (1e-5, 3, 0.1)
