@@ -128,6 +128,38 @@ def test_args_none_builds_a_default_config(tiny_qwen_dir, silence, tmp_path, mon
     assert trainer.max_tool_calling_iterations == stock.max_tool_calling_iterations
 
 
+STOCK_SCRIPT = """\
+from trl import GRPOConfig, GRPOTrainer
+
+args = GRPOConfig(output_dir=out, num_generations=3, per_device_train_batch_size=3, max_steps=1, use_cpu=True,
+                  max_completion_length=16, report_to=[], save_strategy="no", logging_steps=1, seed=0)
+trainer = GRPOTrainer(model=model, reward_funcs=[says_yes], args=args, processing_class=processor,
+                      tools=[lookup], train_dataset=dataset)
+trainer.train()
+"""
+
+
+def test_swapping_the_trainer_is_the_readmes_one_changed_line(tiny_qwen_dir, tmp_path, silence):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (line,) = {m for m in __import__("re").findall(r"`(from minio3_ext\.trl import [^`]+)`", readme) if " as " in m}
+    swapped = STOCK_SCRIPT.replace("from trl import GRPOConfig, GRPOTrainer", line)
+    changed = [a for a, b in zip(STOCK_SCRIPT.splitlines(), swapped.splitlines()) if a != b]
+    assert len(changed) == 1
+    trainers = []
+    for i, script in enumerate((STOCK_SCRIPT, swapped)):
+        model, processor = load_tiny_qwen(tiny_qwen_dir)
+        scope = {"model": model, "processor": processor, "says_yes": says_yes, "lookup": lookup,
+                 "dataset": _prompts("Say yes."), "out": str(tmp_path / f"run{i}")}
+        exec(compile(script, f"script{i}.py", "exec"), scope)
+        trainers.append(scope["trainer"])
+    stock, masked = trainers
+    assert type(stock) is GRPOTrainer and type(masked) is MaskedGRPOTrainer
+    assert masked.max_tool_calling_iterations == stock.max_tool_calling_iterations  # TRL's default: no limit
+    assert masked.state.global_step == 1 and "minio3/masked_share" in masked.state.log_history[0]
+
+
 def test_turn_limit_keeps_trls_meaning(tmp_path):
     default, stock = MaskedGRPOConfig(output_dir=str(tmp_path), use_cpu=True), GRPOConfig(output_dir=str(tmp_path), use_cpu=True)
     assert default.max_tool_calling_iterations == stock.max_tool_calling_iterations is None and default.max_turns is None
