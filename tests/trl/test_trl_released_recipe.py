@@ -34,11 +34,19 @@ def _recipe_module():
     return module
 
 
+def _readme_flags() -> list[str]:
+    """The flags the README's reproduce command passes to the script."""
+    text = (RECIPE.parents[1] / "README.md").read_text().replace("\\\n", " ")
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(f"bash recipes/trl/{SCRIPT.name} ")]
+    return line.split()[2:]
+
+
 def test_released_flags_parse_into_the_released_settings(monkeypatch):
     module = _recipe_module()
     monkeypatch.setattr(sys, "argv", ["recipe", "--config", str(RECIPE / "grpo_qwen2_5_vl_7b.yaml"), *_flags(),
-                                      "--bf16", "false", "--use_cpu", "true", "--use_vllm", "false"])
-    recipe, args, _ = TrlParser((module.RecipeArguments, MaskedGRPOConfig, ModelConfig)).parse_args_and_config()
+                                      *_readme_flags(), "--bf16", "false", "--use_cpu", "true", "--use_vllm", "false"])
+    recipe, args, model_args = TrlParser((module.RecipeArguments, MaskedGRPOConfig, ModelConfig)).parse_args_and_config()
+    assert (recipe.train_data, model_args.model_name_or_path) == ("data/rl_train.jsonl", "Mini-o3/Mini-o3-7B-SFT")
     assert args.include_masked_in_stats and args.mask_overturn
     assert (args.loss_type, args.max_images, recipe.dialect) == ("grpo", 12, "minio3")
     assert (args.max_turns, args.num_generations, args.learning_rate) == (6, 16, 1e-6)  # the rest: the recipe's
