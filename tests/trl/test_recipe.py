@@ -71,3 +71,15 @@ def test_buffered_rollouts_fit_an_80gb_gpu_next_to_zero3_and_vllm(monkeypatch):
     shards = (2 * 8.29e9 + 2 * 7.62e9 + 12 * 7.62e9) / 8
     vllm = args.vllm_gpu_memory_utilization * 80e9
     assert shards + vllm + buffered <= 80e9 - 15e9  # and >= 15 GB left for activations
+
+
+def test_attention_kernel_falls_back_to_sdpa_only_without_flash_attn(capsys):
+    from transformers.utils import is_flash_attn_2_available
+
+    from minio3_ext.trl.attention import attention_implementation
+
+    assert attention_implementation("eager") == "eager" and attention_implementation(None) is None
+    assert capsys.readouterr().err == ""
+    usable = is_flash_attn_2_available()
+    assert attention_implementation("flash_attention_2") == ("flash_attention_2" if usable else "sdpa")
+    assert ("flash-attn is not usable here" in capsys.readouterr().err) is not usable
