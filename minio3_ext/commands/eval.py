@@ -262,6 +262,15 @@ def sample_warning(records: list[dict], k: int) -> str | None:
     return None
 
 
+def _complete_records(out: Any) -> int:
+    """Records ending in a newline (a failed write may leave a partial last line)."""
+    try:
+        with open(out, "rb") as f:
+            return sum(1 for line in f if line.endswith(b"\n") and line.strip())
+    except OSError:
+        return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import json
@@ -270,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
     problem = missing_packages("openai", "matplotlib")
     if problem:
         raise UserError(problem)
-    from minio3_ext.eval.evaluate import evaluate, read_records
+    from minio3_ext.eval.evaluate import RecordWriteError, evaluate, read_records
     from minio3_ext.eval.metrics import summarize
     from minio3_ext.eval.openai_policy import EndpointUnreachable
     from minio3_ext.eval.protocol import apply_protocol, paper_table
@@ -300,6 +309,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     except EndpointUnreachable as e:
         stopped, stats = str(e), None
+    except RecordWriteError as e:
+        n = _complete_records(out)
+        raise UserError(f"--out {out}: cannot write a record ({e.strerror}); {n} complete records are saved. "
+                        "Free space and rerun the same command to resume.", exit_code=1) from None
     except KeyboardInterrupt:
         n = len(read_records(out)) if out.exists() else 0
         print(f"\nminio3 eval: interrupted; {n} records are saved in {out}. Rerun the same command to resume.",

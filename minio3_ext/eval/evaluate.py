@@ -22,7 +22,15 @@ from .metrics import DEFAULT_BUDGETS
 from .records import SETTINGS_KEY, as_item, item_key, settings_mismatch
 from .runner import Policy, run_episode, score_trajectory
 
-__all__ = ["EvalStats", "load_items", "read_records", "repair_tail", "evaluate"]
+__all__ = ["EvalStats", "RecordWriteError", "load_items", "read_records", "repair_tail", "evaluate"]
+
+
+class RecordWriteError(OSError):
+    """A record could not be appended to the output (a full disk, a quota): the run
+    stops; every record written before it is complete and a rerun resumes from them."""
+
+    def __init__(self, path: Path, error: OSError):
+        super().__init__(error.errno, error.strerror or str(error), str(path))
 
 
 def load_items(paths: Iterable[str | os.PathLike[str]], image_root: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -172,8 +180,11 @@ async def evaluate(
                     if bar is not None:
                         bar.update(1)
             async with lock:
-                f.write(json.dumps(traj, ensure_ascii=False) + "\n")
-                f.flush()
+                try:
+                    f.write(json.dumps(traj, ensure_ascii=False) + "\n")
+                    f.flush()
+                except OSError as e:  # ENOSPC, EDQUOT, EIO: no later record can be kept either
+                    raise RecordWriteError(out, e) from e
                 stats.ran += 1
 
         await asyncio.gather(*(one(item, s) for item, s in todo))
