@@ -30,8 +30,8 @@ import re
 import sys
 from typing import Any
 
-from ._args import (HelpFormatter, UserError, check_inputs, check_out_file, float_range, int_range, json_object,
-                    positive_float, positive_int)
+from ._args import (HelpFormatter, UserError, add_image_root_args, check_inputs, check_out_file, float_range,
+                    int_range, json_object, positive_float, positive_int)
 
 
 def budgets_arg(text: str) -> tuple[int, ...]:
@@ -209,7 +209,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input", "--data", dest="data", action="append", required=True, metavar="FILE",
                         help="items file (JSONL/JSON/parquet from `minio3 data`, or any row with "
                              "id/question/answer/image); repeatable")
-    parser.add_argument("--image-root", default=None, help="folder relative image paths are under (default: the data file's)")
+    add_image_root_args(parser, "the data file's folder")
     parser.add_argument("--out", required=True, help="results JSONL (appended; resumable)")
     parser.add_argument("--k", type=int_range(1, 100_000), default=1, help="samples per item (Avg@K)")
     parser.add_argument("--budgets", type=budgets_arg, default=(4, 8, 16, 32), help="turn budgets, e.g. 4,8,16,32")
@@ -229,7 +229,7 @@ def load_inputs(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     check_inputs(args.data, "--input")
     try:
-        items = load_items(args.data, args.image_root, args.limit)
+        items = load_items(args.data, args.image_root, args.limit, allow_outside_root=args.allow_outside_root)
     except (ValueError, FileNotFoundError, KeyError, TypeError) as e:
         raise UserError(f"--input: {e}") from None
     if not items:

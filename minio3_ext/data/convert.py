@@ -49,6 +49,7 @@ from PIL import Image
 
 from ..core.answers import ground_truth_text
 from ..core.images import ImageError, load_image
+from ..core.paths import PathEscapeError, confine
 from .benchmarks import SPLITS
 
 __all__ = ["Problem", "RowError", "ConvertContext", "CONVERTERS", "SPLITS", "convert_row", "validate"]
@@ -93,6 +94,8 @@ class ConvertContext:
     """Folder that relative image paths in the rows are under."""
     image_out: Path
     """Folder where embedded images are written."""
+    allow_outside: bool = False
+    """Let image paths leave ``image_root`` (:func:`~minio3_ext.core.paths.confine`)."""
 
 
 _OPTION_SUFFIX = "Answer with the option's letter from the given choices directly."
@@ -149,10 +152,10 @@ def _local_image(value: Any, ctx: ConvertContext, name: str) -> str:
             return _write_image(base64.b64decode(value, validate=True), ctx, name)
         except (binascii.Error, ValueError):
             raise RowError("image field is neither a path nor valid base64") from None
-    path = Path(value)
-    if not path.is_absolute():
-        path = (ctx.image_root or Path.cwd()) / path
-    return str(path.resolve())
+    try:
+        return confine(value, ctx.image_root or Path.cwd(), allow_outside=ctx.allow_outside)
+    except PathEscapeError as e:
+        raise RowError(str(e)) from None
 
 
 def _encode(img: Image.Image) -> bytes:

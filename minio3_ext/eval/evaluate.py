@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..core.episode import EpisodeConfig
 from ..core.images import ImageBank, ImageError
+from ..core.paths import PathEscapeError, confine
 from .metrics import DEFAULT_BUDGETS
 from .records import SETTINGS_KEY, as_item, item_key, settings_mismatch
 from .runner import Policy, run_episode, score_trajectory
@@ -33,9 +34,11 @@ class RecordWriteError(OSError):
         super().__init__(error.errno, error.strerror or str(error), str(path))
 
 
-def load_items(paths: Iterable[str | os.PathLike[str]], image_root: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+def load_items(paths: Iterable[str | os.PathLike[str]], image_root: str | None = None, limit: int | None = None,
+               *, allow_outside_root: bool = False) -> list[dict[str, Any]]:
     """Evaluation items from data files; relative image paths resolve against
-    ``image_root`` or the data file's folder. Duplicate ids are an error."""
+    ``image_root`` or the data file's folder, and every image must lie inside it unless
+    ``allow_outside_root`` (:func:`~minio3_ext.core.paths.confine`). Duplicate ids are an error."""
     from ..data.readers import read_rows
 
     items: list[dict[str, Any]] = []
@@ -50,6 +53,10 @@ def load_items(paths: Iterable[str | os.PathLike[str]], image_root: str | None =
                 item = as_item(row)
             except ValueError as e:
                 raise ValueError(f"{where}: {e}") from None
+            try:
+                confine(item["image"], base, allow_outside=allow_outside_root)
+            except PathEscapeError as e:
+                raise ValueError(f"{where}: row {item['id']}: {e}") from None
             if not os.path.isabs(item["image"]):
                 item["image"] = str(base / item["image"])
             if item["id"] in seen:
