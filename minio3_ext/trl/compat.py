@@ -75,6 +75,7 @@ SEAMS: tuple[Seam, ...] = (
     Seam(_T, "max_tool_calling_iterations", "attribute", why="tool-round cap (turn_limit)"),
     Seam(_T, "generation_config", "attribute", why="transformers generation settings: idle ranks' dummy turn"),
     Seam(_T, "use_vllm", "attribute"), Seam(_T, "vllm_mode", "attribute"),
+    Seam(_T, "_is_vlm", "attribute", why="a VLM: an idle rank's transformers-backend turn carries an image"),
     Seam(_T, "vllm_tensor_parallel_size", "attribute"), Seam(_T, "vllm_generation", "attribute"),
     Seam(_T, "vllm_importance_sampling_correction", "attribute"),
     Seam(_T, "vllm_importance_sampling_mode", "attribute", why="sequence-level IS metrics recomputed on live rows"),
