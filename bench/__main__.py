@@ -25,6 +25,7 @@ BENCHMARKS = [
     "bench.trl_memory",
     "bench.verl_memory",
     "bench.eval_throughput",
+    "bench.dialect_cost",
 ]
 
 _HEADER = ("what", "value", "baseline", "ratio", "goal", "ok")

@@ -1,13 +1,24 @@
-"""TRL recipe: buffered pixel_values per GPU, MaskedGRPOTrainer's recipe vs stock TRL with the paper's batch (issue 12).
+"""TRL recipe: pixel_values per GPU — a **model** (arithmetic, not a measurement; issues 12, 21).
 
-Pixel bytes are measured with the real Qwen2-VL image processor (patch 14, merge 2,
-temporal patch 2: the same ``pixel_values`` shape as Qwen2.5-VL-7B's) on a 5200x3467
-first view and a crop, resized by the core view rules of the recipe (2M / 40k pixels).
-A rollout holds at most ``max_turns`` views. Baseline = TRL 1.16 defaults with the paper's
-256 prompts x 16 per generation (``steps_per_generation`` 128: 512 rollouts per GPU, the
-whole buffer on the GPU in the DeepSpeed dtype bf16). Ours = the shipped YAML
-(``steps_per_generation`` 16, ``offload_buffered_pixels``: host RAM between micro-steps).
-Goal: the worst-case GPU peak fits an 80 GB GPU next to the ZeRO-3 shards and vLLM.
+Pixel bytes per view are measured with the real Qwen2-VL image processor (patch 14,
+merge 2, temporal patch 2: the same ``pixel_values`` shape as Qwen2.5-VL-7B's) on a
+5200x3467 first view and a crop, resized by the recipe's view rules (2M / 40k pixels); a
+rollout holds at most ``max_turns`` views; everything else is arithmetic over the YAML.
+The GPU check measures the real figures.
+
+What is on the GPU while vLLM generates, per GPU (TRL 1.16, read in its source):
+
+- the tool loop: before each vLLM call of ``GRPOTrainer._tool_call_loop`` TRL runs the
+  image processor over every active rollout's images and moves the result to the device
+  (``super()._prepare_inputs``, bf16 under DeepSpeed), although vLLM reads the PIL images:
+  up to generation-batch rollouts x a rollout's views, whatever ``offload_buffered_pixels``;
+- stock TRL only: the previous generation batch's buffered ``pixel_values``
+  (``self._buffered_inputs`` is replaced after the next generation); with
+  ``offload_buffered_pixels`` they wait in host RAM.
+
+Rows, worst case (every view at the 2M-pixel cap): the recipe's batch (32 prompts x 16
+per generation: 4 x 16 rollouts per GPU) against stock TRL at the same batch, and the
+paper's batch (256 prompts x 16: ``--steps_per_generation 128``, 4 x 128 rollouts per GPU).
 """
 
 from __future__ import annotations
@@ -51,26 +62,38 @@ def _view_values(quick: bool) -> tuple[int, int]:
 def run(quick: bool) -> list[Row]:
     first_n, zoom_n = _view_values(quick)
     recipe = _recipe()
-    PER_DEVICE, MAX_TURNS = recipe["per_device_train_batch_size"], recipe["max_turns"]
-    OURS_STEPS, VLLM = recipe["steps_per_generation"], recipe["vllm_gpu_memory_utilization"] * GPU_BYTES
+    per_device, max_turns = recipe["per_device_train_batch_size"], recipe["max_turns"]
+    ours_steps, vllm = recipe["steps_per_generation"], recipe["vllm_gpu_memory_utilization"] * GPU_BYTES
     assert recipe["offload_buffered_pixels"], "the recipe must offload buffered pixels"
-    worst = MAX_TURNS * first_n * BF16  # every view at the 2M-pixel cap
-    typical = (first_n + (MAX_TURNS - 1) * zoom_n) * BF16
-    stock_buffer = PER_DEVICE * STOCK_STEPS * worst  # on the GPU from scoring until the next generation ends
-    ours_scoring = PER_DEVICE * OURS_STEPS * worst  # on the GPU only while TRL scores (vLLM asleep)
-    ours_between = 0  # host RAM between micro-steps; one micro-batch (4 rollouts) moves up when it trains
-    stock_peak = SHARDS + VLLM + stock_buffer
-    ours_peak = SHARDS + VLLM + ours_scoring  # as if vLLM's reservation were held during scoring too
+    worst = max_turns * first_n * BF16  # every view at the 2M-pixel cap
+    typical = (first_n + (max_turns - 1) * zoom_n) * BF16
+
+    def generating(steps: int, offload: bool) -> float:
+        """Pixel bytes on the GPU while vLLM generates: the tool loop's, plus the previous buffer in stock TRL."""
+        batch = per_device * steps * worst
+        return batch + (0 if offload else batch)
+
+    ours, stock = generating(ours_steps, True), generating(ours_steps, False)
+    paper, paper_stock = generating(STOCK_STEPS, True), generating(STOCK_STEPS, False)
+    peak = lambda pixels: SHARDS + vllm + pixels  # noqa: E731
+    rollouts = f"{per_device}x{ours_steps}"
     return [
-        Row("TRL pixels on GPU while vLLM generates (per GPU, worst case)", ours_between / GIB, stock_buffer / GIB,
-            "GiB", "0", ours_between == 0,
-            detail=f"first view {first_n * BF16 / 2**20:.1f} MiB bf16 ({first_n * 4 / 2**20:.1f} MiB fp32); "
-                   f"a rollout <= {worst / 2**20:.0f} MiB ({typical / 2**20:.0f} MiB with 30%-side crops); "
-                   f"stock: {PER_DEVICE}x{STOCK_STEPS} rollouts buffered on the GPU; ours in host RAM "
-                   f"(<= {ours_scoring / GIB:.1f} GiB per process)"),
-        Row("TRL GPU peak, shards + vLLM + buffered pixels (per GPU, worst case)", ours_peak / 1e9, stock_peak / 1e9,
-            "GB", "<= 80 GB", ours_peak <= GPU_BYTES,
-            detail=f"ZeRO-3 shards {SHARDS / 1e9:.1f} GB + vLLM {VLLM / 1e9:.0f} GB + pixels of "
-                   f"{PER_DEVICE}x{OURS_STEPS} rollouts (ours, scoring) vs {PER_DEVICE}x{STOCK_STEPS} (stock); "
-                   f"leaves {(GPU_BYTES - ours_peak) / 1e9:.0f} GB for activations"),
+        Row(f"TRL model: pixels on GPU while vLLM generates, recipe batch ({rollouts} rollouts/GPU)", ours / GIB,
+            stock / GIB, "GiB", "", True,
+            detail=f"model. first view {first_n * BF16 / 2**20:.1f} MiB bf16 ({first_n * 4 / 2**20:.1f} MiB fp32); a "
+                   f"rollout <= {worst / 2**20:.0f} MiB ({typical / 2**20:.0f} MiB with 30%-side crops). Ours: TRL's "
+                   "tool loop moves the active rollouts' images to the GPU before each vLLM call (not offloadable); "
+                   "baseline: stock TRL at the same batch, which also keeps the previous generation's buffer there"),
+        Row(f"TRL model: GPU peak, shards + vLLM + those pixels, recipe batch ({rollouts})", peak(ours) / 1e9,
+            peak(stock) / 1e9, "GB", "<= 80 GB", peak(ours) <= GPU_BYTES,
+            detail=f"model. ZeRO-3 shards {SHARDS / 1e9:.1f} GB + vLLM {vllm / 1e9:.0f} GB + pixels; baseline: stock "
+                   f"TRL at the recipe's batch; leaves {(GPU_BYTES - peak(ours)) / 1e9:.0f} GB for activations"),
+        Row(f"TRL model: GPU peak at the paper's batch ({per_device}x{STOCK_STEPS}, --steps_per_generation "
+            f"{STOCK_STEPS})", peak(paper) / 1e9, peak(paper_stock) / 1e9, "GB", "", True,
+            detail=f"model. 256 prompts x 16 per generation, 8 updates: over 80 GB in the worst case with or without "
+                   f"offloading (the tool loop alone holds {paper / GIB:.1f} GiB); with 30%-side crops the tool loop "
+                   f"holds {per_device * STOCK_STEPS * typical / GIB:.1f} GiB"),
+        Row(f"TRL model: host RAM per process for offloaded pixels, recipe vs paper batch",
+            per_device * ours_steps * worst / GIB, per_device * STOCK_STEPS * worst / GIB, "GiB", "", True,
+            detail="model. offload_buffered_pixels keeps the generation batch's pixel_values in host RAM in bf16"),
     ]

@@ -12,6 +12,7 @@ exits 130 with one line. ``MINIO3_DEBUG=1`` re-raises instead, for bug reports.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -65,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         print(f"{prefix}: {where}{e.strerror or e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"{prefix}: {where}{e.strerror}; free space and rerun the same command "
+              "(an eval or coldstart run resumes from the records it saved)", file=sys.stderr)
+        return 1
     except UnicodeDecodeError as e:
         print(f"{prefix}: input is not UTF-8 text ({e.reason} at byte {e.start})", file=sys.stderr)
         return 2

@@ -29,6 +29,15 @@ class UserError(Exception):
         self.exit_code = exit_code
 
 
+def add_image_root_args(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--image-root`` and the one flag that lets image paths leave it (the same in every command)."""
+    from minio3_ext.core.paths import ALLOW_FLAG, ALLOW_HELP
+
+    parser.add_argument("--image-root", default=None,
+                        help=f"folder relative image paths are under; every image must lie inside it (default: {default})")
+    parser.add_argument(ALLOW_FLAG, dest="allow_outside_root", action="store_true", help=ALLOW_HELP)
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Keeps the description's layout and appends ``(default: ...)`` to every option's help."""
 

@@ -22,7 +22,7 @@ import argparse
 import sys
 from collections import Counter
 
-from ._args import HelpFormatter, UserError, check_inputs, check_out_dir, int_range, positive_int
+from ._args import HelpFormatter, UserError, add_image_root_args, check_inputs, check_out_dir, int_range, positive_int
 from .eval import (add_policy_args, episode_config, load_inputs, make_judge, make_policy, missing_packages,
                    preflight_then, run_settings)
 
@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--input", "--data", dest="data", action="append", required=True, metavar="FILE",
                         help="training items (JSONL/JSON/parquet); repeatable")
-    parser.add_argument("--image-root", default=None, help="folder relative image paths are under (default: the data file's)")
+    add_image_root_args(parser, "the data file's folder")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--exemplars", default=None, help="exemplar JSON (default: the shipped synthetic six)")
     parser.add_argument("--num-exemplars", type=int_range(0, 1000), default=6, help="exemplars put before each question")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import HelpFormatter, UserError, check_inputs, check_out_dir, positive_int
+from ._args import HelpFormatter, UserError, add_image_root_args, check_inputs, check_out_dir, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     conv.add_argument("--input", action="append", required=True,
                       help="JSONL/JSON/parquet/TSV file or local HF datasets folder (repeatable)")
     conv.add_argument("--split", default=None, help="; ".join(f"{b}: {'/'.join(s)}" for b, s in SPLITS.items()))
-    conv.add_argument("--image-root", default=None, help="folder relative image paths are under (default: the input's)")
+    add_image_root_args(conv, "the input's folder")
     conv.add_argument("--out", required=True, help="output folder")
     conv.add_argument("--name", default=None, help="output file stem (default: <benchmark>_<split>)")
     conv.add_argument("--formats", default="jsonl,verl,trl", help="comma-separated subset of jsonl,verl,trl")
@@ -63,7 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                           "→ verl + TRL SFT data")
     cold.add_argument("--input", action="append", required=True, help="parquet / JSON file or folder (repeatable)")
     cold.add_argument("--out", required=True, help="output folder")
-    cold.add_argument("--image-root", default=None, help="folder relative image paths are under (default: the input's)")
+    add_image_root_args(cold, "the input's folder")
     cold.add_argument("--limit", type=positive_int, default=None, help="first N rows only (default: all)")
     cold.add_argument("--strict", action="store_true", help="fail on any bad row instead of skipping it")
     cold.set_defaults(func=run_import_coldstart)
@@ -92,7 +92,7 @@ def run_convert(args: argparse.Namespace) -> int:
         report = prepare(args.benchmark, args.input, out, split=args.split, image_root=args.image_root,
                          strict=args.strict, formats=formats,
                          dialect=args.dialect, agent_name=args.agent_name or None, decode=not args.no_decode,
-                         limit=args.limit, name=args.name)
+                         limit=args.limit, name=args.name, allow_outside_root=args.allow_outside_root)
     except PrepareError as e:
         print(f"minio3 data convert: {e}", file=sys.stderr)
         return 1
@@ -165,7 +165,7 @@ def run_import_coldstart(args: argparse.Namespace) -> int:
 
     try:
         report = import_coldstart(args.input, args.out, image_root=args.image_root, strict=args.strict,
-                                  limit=args.limit)
+                                  limit=args.limit, allow_outside_root=args.allow_outside_root)
     except (ColdstartError, ValueError, FileNotFoundError) as e:
         print(f"minio3 data import-coldstart: {e}", file=sys.stderr)
         return 1 if isinstance(e, StrictFailure) else 2

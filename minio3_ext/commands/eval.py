@@ -30,8 +30,8 @@ import re
 import sys
 from typing import Any
 
-from ._args import (HelpFormatter, UserError, check_inputs, check_out_file, float_range, int_range, json_object,
-                    positive_float, positive_int)
+from ._args import (HelpFormatter, UserError, add_image_root_args, check_inputs, check_out_file, float_range,
+                    int_range, json_object, positive_float, positive_int)
 
 
 def budgets_arg(text: str) -> tuple[int, ...]:
@@ -209,7 +209,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input", "--data", dest="data", action="append", required=True, metavar="FILE",
                         help="items file (JSONL/JSON/parquet from `minio3 data`, or any row with "
                              "id/question/answer/image); repeatable")
-    parser.add_argument("--image-root", default=None, help="folder relative image paths are under (default: the data file's)")
+    add_image_root_args(parser, "the data file's folder")
     parser.add_argument("--out", required=True, help="results JSONL (appended; resumable)")
     parser.add_argument("--k", type=int_range(1, 100_000), default=1, help="samples per item (Avg@K)")
     parser.add_argument("--budgets", type=budgets_arg, default=(4, 8, 16, 32), help="turn budgets, e.g. 4,8,16,32")
@@ -229,7 +229,7 @@ def load_inputs(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     check_inputs(args.data, "--input")
     try:
-        items = load_items(args.data, args.image_root, args.limit)
+        items = load_items(args.data, args.image_root, args.limit, allow_outside_root=args.allow_outside_root)
     except (ValueError, FileNotFoundError, KeyError, TypeError) as e:
         raise UserError(f"--input: {e}") from None
     if not items:
@@ -262,6 +262,15 @@ def sample_warning(records: list[dict], k: int) -> str | None:
     return None
 
 
+def _complete_records(out: Any) -> int:
+    """Records ending in a newline (a failed write may leave a partial last line)."""
+    try:
+        with open(out, "rb") as f:
+            return sum(1 for line in f if line.endswith(b"\n") and line.strip())
+    except OSError:
+        return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import json
@@ -270,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
     problem = missing_packages("openai", "matplotlib")
     if problem:
         raise UserError(problem)
-    from minio3_ext.eval.evaluate import evaluate, read_records
+    from minio3_ext.eval.evaluate import RecordWriteError, evaluate, read_records
     from minio3_ext.eval.metrics import summarize
     from minio3_ext.eval.openai_policy import EndpointUnreachable
     from minio3_ext.eval.protocol import apply_protocol, paper_table
@@ -300,6 +309,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     except EndpointUnreachable as e:
         stopped, stats = str(e), None
+    except RecordWriteError as e:
+        n = _complete_records(out)
+        raise UserError(f"--out {out}: cannot write a record ({e.strerror}); {n} complete records are saved. "
+                        "Free space and rerun the same command to resume.", exit_code=1) from None
     except KeyboardInterrupt:
         n = len(read_records(out)) if out.exists() else 0
         print(f"\nminio3 eval: interrupted; {n} records are saved in {out}. Rerun the same command to resume.",

@@ -49,7 +49,7 @@ def _keep(t: dict, only: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from minio3_ext.eval.evaluate import read_records
-    from minio3_ext.eval.report import write_trajectory_html
+    from minio3_ext.eval.report import record_problem, write_trajectory_html
     from minio3_ext.eval.runner import at_budget
 
     paths = list(args.trajectories) + list(args.inputs)
@@ -59,15 +59,29 @@ def run(args: argparse.Namespace) -> int:
     out = check_out_file(args.out, "--out")
     records = []
     for path in paths:
-        got = [r for r in read_records(path) if isinstance(r, dict) and isinstance(r.get("turns"), list)]
+        got = [r for r in read_records(path) if isinstance(r, dict) and "turns" in r]
         if not got:
             raise UserError(f"{path}: no trajectory records (JSON lines with 'turns')")
-        records.extend(got)
+        for n, record in enumerate(got, 1):
+            problem = record_problem(record)
+            if problem:  # one line per malformed record, the others are shown
+                print(f"skipped {path} record {n} (id {record.get('id')!r}): {problem}", file=sys.stderr)
+            else:
+                records.append((f"{path} record {n}", record))
+    if not records:
+        raise UserError(f"{' '.join(map(str, paths))}: no record can be shown (see above)")
     if args.budget is not None:
-        try:
-            records = [at_budget(r, args.budget) if "budget" in r else r for r in records]
-        except ValueError as e:
-            raise UserError(f"--budget {args.budget}: {e}") from None
+        cut = []
+        for where, r in records:
+            try:
+                cut.append((where, at_budget(r, args.budget) if "budget" in r else r))
+            except ValueError as e:
+                raise UserError(f"--budget {args.budget}: {e}") from None
+            except (KeyError, TypeError) as e:
+                print(f"skipped {where} (id {r.get('id')!r}): cannot cut to --budget {args.budget}: "
+                      f"missing or malformed {e}", file=sys.stderr)
+        records = cut
+    records = [r for _, r in records]
     ids = set(args.id or [])
     records = [r for r in records if _keep(r, args.only) and (not ids or str(r.get("id")) in ids)]
     if args.limit:

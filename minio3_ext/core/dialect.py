@@ -76,9 +76,12 @@ ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 GROUNDING_OPEN, GROUNDING_CLOSE = "<grounding>", "</grounding>"
 TOOL_CALL_OPEN, TOOL_CALL_CLOSE = "<tool_call>", "</tool_call>"
 TOOL_RESPONSE_OPEN, TOOL_RESPONSE_CLOSE = "<tool_response>\n", "\n</tool_response>"
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+# Tags are found one at a time, left to right (never ``<answer>(.*?)</answer>``): a lazy
+# span regex retries from every opening tag, quadratic on a turn that repeats an unclosed
+# one (a 32k-token turn took seconds). The first opening tag is the only candidate: when
+# no closing tag follows it, none follows a later one either.
 _ANSWER_OPEN_RE = re.compile(r"<answer>", re.IGNORECASE)
-_THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL)
+_ANSWER_CLOSE_RE = re.compile(r"</answer>", re.IGNORECASE)
 _OPEN_TAG = {"minio3": GROUNDING_OPEN, "hermes": TOOL_CALL_OPEN}
 _CLOSE_TAG = {GROUNDING_OPEN: GROUNDING_CLOSE, TOOL_CALL_OPEN: TOOL_CALL_CLOSE}
 
@@ -135,8 +138,18 @@ def extract_answer(text: str | None, max_chars: int = MAX_ANSWER_CHARS) -> str |
     """
     if not text:
         return None
-    m = _ANSWER_RE.search(text)
-    return None if m is None else m.group(1).strip()[:max_chars]
+    body = _answer_body(text)
+    return None if body is None else body.strip()[:max_chars]
+
+
+def _answer_body(text: str, start: int = 0) -> str | None:
+    """The text between the first ``<answer>`` at or after ``start`` and the first
+    ``</answer>`` after it (any case), or ``None``; one linear pass."""
+    opened = _ANSWER_OPEN_RE.search(text, start)
+    if opened is None:
+        return None
+    closed = _ANSWER_CLOSE_RE.search(text, opened.end())
+    return None if closed is None else text[opened.end():closed.start()]
 
 
 def interleave(pieces: Sequence[str], images: Sequence[Any]) -> list[Any]:
@@ -243,7 +256,9 @@ class Dialect:
 
     def think_ok(self, text: str) -> bool:
         """The turn thinks inside ``<think>…</think>``."""
-        return _THINK_RE.search(text or "") is not None
+        text = text or ""
+        opened = text.find(THINK_OPEN)
+        return opened >= 0 and text.find(THINK_CLOSE, opened + len(THINK_OPEN)) >= 0
 
     def has_action(self, text: str) -> bool:
         """The turn holds an action tag (answer, zoom or tool call) at all."""
@@ -331,8 +346,8 @@ class Dialect:
         else:
             pos, kind = found[0]
         if kind == "answer":
-            m = _ANSWER_RE.search(text, pos)
-            return "answer", (None if m is None else m.group(1).strip())
+            body = _answer_body(text, pos)
+            return "answer", (None if body is None else body.strip())
         body_start = pos + len(kind)
         end = text.find(_CLOSE_TAG[kind], body_start)
         return kind, (text[body_start:] if end < 0 else text[body_start:end])

@@ -51,6 +51,7 @@ from PIL import Image
 from ..core.actions import Answer, Invalid
 from ..core.dialect import get_dialect
 from ..core.images import ImageError, ViewRules, load_image, resize_for_model
+from ..core.paths import PathEscapeError, confine
 from .export import trl_sft_row, verl_sft_row, write_jsonl, write_parquet
 from .readers import read_rows
 
@@ -183,8 +184,10 @@ def _describe(action: Any) -> str:
 class _Images:
     """Resolve a row's images to paths within the pixel limits, writing only what must be."""
 
-    def __init__(self, out: Path, image_root: Path | None, rules: ViewRules, report: ImportReport):
+    def __init__(self, out: Path, image_root: Path | None, rules: ViewRules, report: ImportReport,
+                 allow_outside: bool = False):
         self.folder, self.root, self.rules, self.report = out / "images", image_root, rules, report
+        self.allow_outside = allow_outside
 
     def resolve(self, value: Any, name: str) -> str:
         if isinstance(value, Mapping):
@@ -198,12 +201,13 @@ class _Images:
             return self._write_bytes(buf.getvalue(), name)
         if not isinstance(value, str) or not value.strip():
             raise _RowError("an image entry has neither bytes nor a path")
-        path = Path(value.strip())
-        if not path.is_absolute():
-            path = (self.root or Path.cwd()) / path
+        try:
+            path = Path(confine(value.strip(), self.root or Path.cwd(), allow_outside=self.allow_outside))
+        except PathEscapeError as e:
+            raise _RowError(str(e)) from None
         if not path.exists():
             raise _RowError(f"image not found: {path}")
-        return self._fit(path.resolve(), name)
+        return self._fit(path, name)
 
     def _write_bytes(self, data: bytes, name: str) -> str:
         try:
@@ -271,8 +275,10 @@ def import_coldstart(
     strict: bool = False,
     limit: int | None = None,
     rules: ViewRules = PIXEL_RULES,
+    allow_outside_root: bool = False,
 ) -> ImportReport:
-    """Convert the released cold-start data; see the module docstring."""
+    """Convert the released cold-start data; see the module docstring. Image paths stay
+    inside ``image_root`` (default: the input's folder) unless ``allow_outside_root``."""
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     for p in paths:
         if not Path(p).exists():
@@ -292,7 +298,7 @@ def import_coldstart(
             messages = convert_conversation(turns, len(raw_images))
             names = row.get("image_names")
             names = list(names.tolist() if hasattr(names, "tolist") else names or [])
-            images = _Images(out, root or base, rules, report)
+            images = _Images(out, root or base, rules, report, allow_outside_root)
             paths_out = [images.resolve(img, f"coldstart_{index}_{names[k] if k < len(names) else k}")
                          for k, img in enumerate(raw_images)]
         except _RowError as e:

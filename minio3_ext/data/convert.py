@@ -47,7 +47,9 @@ from typing import Any, Callable, Mapping
 
 from PIL import Image
 
+from ..core.answers import ground_truth_text
 from ..core.images import ImageError, load_image
+from ..core.paths import PathEscapeError, confine
 from .benchmarks import SPLITS
 
 __all__ = ["Problem", "RowError", "ConvertContext", "CONVERTERS", "SPLITS", "convert_row", "validate"]
@@ -92,6 +94,8 @@ class ConvertContext:
     """Folder that relative image paths in the rows are under."""
     image_out: Path
     """Folder where embedded images are written."""
+    allow_outside: bool = False
+    """Let image paths leave ``image_root`` (:func:`~minio3_ext.core.paths.confine`)."""
 
 
 _OPTION_SUFFIX = "Answer with the option's letter from the given choices directly."
@@ -106,6 +110,16 @@ def _text(value: Any, what: str) -> str:
     if not text:
         raise RowError(f"empty {what}")
     return text
+
+
+def _truth(value: Any, what: str) -> str:
+    """A ground-truth field: text or a finite number (NaN, lists, dicts are refused)."""
+    if value is None or (isinstance(value, float) and value != value):
+        raise RowError(f"missing {what}")  # pandas' empty cell
+    try:
+        return _text(ground_truth_text(value), what)
+    except ValueError as e:
+        raise RowError(f"{what}: {e}") from None
 
 
 def _one_slot(text: str, allow_none: bool) -> str:
@@ -138,10 +152,10 @@ def _local_image(value: Any, ctx: ConvertContext, name: str) -> str:
             return _write_image(base64.b64decode(value, validate=True), ctx, name)
         except (binascii.Error, ValueError):
             raise RowError("image field is neither a path nor valid base64") from None
-    path = Path(value)
-    if not path.is_absolute():
-        path = (ctx.image_root or Path.cwd()) / path
-    return str(path.resolve())
+    try:
+        return confine(value, ctx.image_root or Path.cwd(), allow_outside=ctx.allow_outside)
+    except PathEscapeError as e:
+        raise RowError(str(e)) from None
 
 
 def _encode(img: Image.Image) -> bytes:
@@ -183,7 +197,7 @@ def _released_layout(row: Mapping[str, Any], i: int, ctx: ConvertContext, benchm
     images = row.get("images")
     if images is None:
         raise RowError("missing images")
-    return Problem(doc_id, question, _text(row.get("solution"), "solution"), _local_image(images, ctx, doc_id),
+    return Problem(doc_id, question, _truth(row.get("solution"), "solution"), _local_image(images, ctx, doc_id),
                    source, benchmark, difficulty)
 
 
@@ -210,7 +224,7 @@ def _deepeyes(row: Mapping[str, Any], i: int, ctx: ConvertContext) -> Problem:
         question = _one_slot(_text(users[0].get("content"), "user prompt"), allow_none=False)
     reward = row.get("reward_model") or {}
     answer = reward.get("ground_truth") if reward.get("ground_truth") not in (None, "") else extra.get("answer")
-    return Problem(doc_id, _text(question, "question"), _text(answer, "answer"),
+    return Problem(doc_id, _text(question, "question"), _truth(answer, "answer"),
                    _local_image(row.get("images"), ctx, doc_id), str(row.get("data_source") or "deepeyes_train"),
                    "deepeyes", ctx.split, {"source_data": row.get("data_source")})
 
@@ -223,7 +237,7 @@ def _vstar(row: Mapping[str, Any], i: int, ctx: ConvertContext) -> Problem:
     category = str(row.get("category") or "all")
     if "text" in row:  # test_questions.jsonl
         question = _one_slot(_text(row.get("text"), "text"), allow_none=True)
-        answer = _text(row.get("label"), "label")
+        answer = _truth(row.get("label"), "label")
     else:  # HF viewer variant: choices + answer index
         choices = row.get("choices")
         if not isinstance(choices, (list, tuple)) or not choices:
@@ -246,7 +260,7 @@ def _hrbench(row: Mapping[str, Any], i: int, ctx: ConvertContext) -> Problem:
     options = [(k, str(row[k]).strip()) for k in "ABCD" if row.get(k) not in (None, "") and str(row[k]).strip()]
     if len(options) < 2:
         raise RowError("needs at least options A and B")
-    answer = _text(row.get("answer"), "answer")
+    answer = _truth(row.get("answer"), "answer")
     if answer not in dict(options):
         raise RowError(f"answer {answer!r} is not one of the options {[k for k, _ in options]}")
     question = f"{_text(row.get('question'), 'question')}\n{_options(options)}\n{_OPTION_SUFFIX}"
@@ -280,7 +294,7 @@ def _mme_realworld(row: Mapping[str, Any], i: int, ctx: ConvertContext) -> Probl
     for k, choice in enumerate(choices):
         m = _LETTER_OPTION.match(str(choice))
         options.append((m.group(1), m.group(2).strip()) if m else ("ABCDEFGH"[k], str(choice).strip()))
-    letter = _text(answer, "ground truth").strip("() .").upper()
+    letter = _truth(answer, "ground truth").strip("() .").upper()
     if letter not in dict(options):
         raise RowError(f"ground truth {answer!r} is not one of the options {[k for k, _ in options]}")
     doc_id = f"mme_realworld_{str(qid).replace('/', '_')}"

@@ -74,6 +74,7 @@ def prepare(
     decode: bool = True,
     limit: int | None = None,
     name: str | None = None,
+    allow_outside_root: bool = False,
 ) -> PrepareReport:
     if benchmark not in SPLITS:
         raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {sorted(SPLITS)}")
@@ -95,7 +96,7 @@ def prepare(
     index = 0
     for path in inputs:
         root = Path(image_root) if image_root else (Path(path) if Path(path).is_dir() else Path(path).parent)
-        ctx = ConvertContext(benchmark, split, root.resolve(), out / "images" / name)
+        ctx = ConvertContext(benchmark, split, root.resolve(), out / "images" / name, allow_outside_root)
         for row in read_rows(path):
             where = row.pop("_source", str(path))
             row_id = _row_id(row, index)

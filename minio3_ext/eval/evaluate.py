@@ -18,16 +18,27 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..core.episode import EpisodeConfig
 from ..core.images import ImageBank, ImageError
+from ..core.paths import PathEscapeError, confine
 from .metrics import DEFAULT_BUDGETS
 from .records import SETTINGS_KEY, as_item, item_key, settings_mismatch
 from .runner import Policy, run_episode, score_trajectory
 
-__all__ = ["EvalStats", "load_items", "read_records", "repair_tail", "evaluate"]
+__all__ = ["EvalStats", "RecordWriteError", "load_items", "read_records", "repair_tail", "evaluate"]
 
 
-def load_items(paths: Iterable[str | os.PathLike[str]], image_root: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+class RecordWriteError(OSError):
+    """A record could not be appended to the output (a full disk, a quota): the run
+    stops; every record written before it is complete and a rerun resumes from them."""
+
+    def __init__(self, path: Path, error: OSError):
+        super().__init__(error.errno, error.strerror or str(error), str(path))
+
+
+def load_items(paths: Iterable[str | os.PathLike[str]], image_root: str | None = None, limit: int | None = None,
+               *, allow_outside_root: bool = False) -> list[dict[str, Any]]:
     """Evaluation items from data files; relative image paths resolve against
-    ``image_root`` or the data file's folder. Duplicate ids are an error."""
+    ``image_root`` or the data file's folder, and every image must lie inside it unless
+    ``allow_outside_root`` (:func:`~minio3_ext.core.paths.confine`). Duplicate ids are an error."""
     from ..data.readers import read_rows
 
     items: list[dict[str, Any]] = []
@@ -42,6 +53,10 @@ def load_items(paths: Iterable[str | os.PathLike[str]], image_root: str | None =
                 item = as_item(row)
             except ValueError as e:
                 raise ValueError(f"{where}: {e}") from None
+            try:
+                confine(item["image"], base, allow_outside=allow_outside_root)
+            except PathEscapeError as e:
+                raise ValueError(f"{where}: row {item['id']}: {e}") from None
             if not os.path.isabs(item["image"]):
                 item["image"] = str(base / item["image"])
             if item["id"] in seen:
@@ -172,8 +187,11 @@ async def evaluate(
                     if bar is not None:
                         bar.update(1)
             async with lock:
-                f.write(json.dumps(traj, ensure_ascii=False) + "\n")
-                f.flush()
+                try:
+                    f.write(json.dumps(traj, ensure_ascii=False) + "\n")
+                    f.flush()
+                except OSError as e:  # ENOSPC, EDQUOT, EIO: no later record can be kept either
+                    raise RecordWriteError(out, e) from e
                 stats.ran += 1
 
         await asyncio.gather(*(one(item, s) for item, s in todo))

@@ -40,6 +40,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+from ..core.answers import ground_truth_text
+
 __all__ = ["as_item", "item_key", "benchmark_of", "settings_mismatch", "identical_sample_items", "SETTINGS_KEY"]
 
 SETTINGS_KEY = "settings"
@@ -91,12 +93,16 @@ def as_item(row: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in (("id", item_id), ("question", question), ("ground_truth", truth), ("image", image)):
         if value is None or (isinstance(value, str) and not value.strip()):
             raise ValueError(f"row {label}: missing {key!r}")
+    try:
+        truth = ground_truth_text(truth)
+    except ValueError as e:
+        raise ValueError(f"row {label}: {e}") from None
     data_source = str(pick("data_source") or "unknown")
     bench, level = benchmark_of(data_source)
     return {
         "id": str(item_id),
         "question": str(question).replace("<image>", "").strip(),
-        "ground_truth": str(truth),
+        "ground_truth": truth,
         "image": str(image),
         "data_source": data_source,
         "benchmark": str(pick("benchmark") or bench),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -26,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..core.images import ImageBank, ImageError
 
-__all__ = ["write_trajectory_html", "plot_accuracy_vs_budget", "format_summary_table"]
+__all__ = ["write_trajectory_html", "record_problem", "plot_accuracy_vs_budget", "format_summary_table"]
 
 _BOX_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45"]
 
@@ -70,7 +71,8 @@ class _ImageSink:
         if scale >= 1:
             return img.convert("RGB")
         size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-        return img.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        # reduce by a whole factor first (box averaging, no full-size copy), then LANCZOS the rest
+        return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0).convert("RGB")
 
     def src(self, img: Image.Image, name: str) -> str:
         if self.embed:
@@ -107,19 +109,101 @@ def _draw_boxes(img: Image.Image, scale: float, boxes: Sequence[tuple[int, Seque
     return out
 
 
-def _replay_crops(original: Image.Image | None, turns: Sequence[Mapping[str, Any]]) -> dict[int, Image.Image]:
-    """Recut every zoom observation from the raw original by replaying the pixel boxes."""
-    raws: dict[str, Image.Image] = {}
-    if original is not None:
-        raws["original_image"] = original
+def _replay_crops(original: Image.Image | None, turns: Sequence[Mapping[str, Any]],
+                  max_side: int = 640) -> dict[int, Image.Image]:
+    """Recut every zoom observation from the raw original by replaying the pixel boxes,
+    each already downscaled to about ``max_side`` (what the page shows).
+
+    Each observation is a raw crop of its source, so its place in the original is its
+    source's offset plus its box: one cut from the original, reduced while it is read
+    (``Image.reduce(box=...)``), never a full-resolution chain of crops (a 12-turn
+    trajectory of a large image held gigabytes)."""
+    if original is None:
+        return {}
+    places: dict[str, tuple[int, int, int, int]] = {"original_image": (0, 0, original.width, original.height)}
     crops: dict[int, Image.Image] = {}
     for turn in turns:
         action, index = turn.get("action") or {}, turn.get("observation_index")
         source, box = action.get("source") or "original_image", action.get("box")
-        if index is None or action.get("kind") != "zoom" or box is None or source not in raws:
+        if index is None or action.get("kind") != "zoom" or box is None or source not in places:
             continue
-        crops[index] = raws[f"observation_{index}"] = raws[source].crop(tuple(box))
+        sx0, sy0, sx1, sy1 = places[source]
+        x0, y0, x1, y1 = (int(v) for v in box)
+        # inside its source (a raw crop past its source's edge would be black there)
+        place = (max(sx0 + x0, sx0), max(sy0 + y0, sy0), min(sx0 + x1, sx1), min(sy0 + y1, sy1))
+        if place[2] <= place[0] or place[3] <= place[1]:
+            continue
+        places[f"observation_{index}"] = place
+        crops[index] = _cut(original, place, max_side)
     return crops
+
+
+def _cut(img: Image.Image, box: tuple[int, int, int, int], max_side: int) -> Image.Image:
+    """``img.crop(box)`` reduced by a whole factor to no less than ``max_side`` on its longer side."""
+    factor = max(1, max(box[2] - box[0], box[3] - box[1]) // max_side)
+    if factor == 1:
+        return img.crop(box)
+    try:
+        return img.reduce(factor, box=box)
+    except ValueError:  # a mode reduce() does not support
+        return img.convert("RGB").reduce(factor, box=box)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _box_problem(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not (isinstance(v, (list, tuple)) and len(v) == 4 and all(_is_int(x) or (isinstance(x, float) and x.is_integer())
+                                                                 for x in v)):
+        return f"must be 4 integers [x0, y0, x1, y1], got {_short(v)}"
+    x0, y0, x1, y1 = v
+    if not (0 <= x0 < x1 and 0 <= y0 < y1):
+        return f"must have 0 <= x0 < x1 and 0 <= y0 < y1, got {_short(v)}"
+    return None
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v, default=repr)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def record_problem(t: Any) -> str | None:
+    """Why a trajectory record cannot be shown (its first malformed field), or ``None``.
+
+    The viewer renders what the eval, coldstart and training loggers write; a record
+    edited by hand or by another tool is reported on one line instead of a traceback."""
+    if not isinstance(t, Mapping):
+        return f"a record must be a JSON object, got {type(t).__name__}"
+    if not isinstance(t.get("turns"), list):
+        return f"'turns' must be a list, got {_short(t.get('turns'))}"
+    if t.get("image") is not None and not isinstance(t["image"], str):
+        return f"'image' must be a path, got {_short(t['image'])}"
+    for k, turn in enumerate(t["turns"]):
+        where = f"turn {k + 1}"
+        if not isinstance(turn, Mapping):
+            return f"{where}: must be a JSON object, got {_short(turn)}"
+        if turn.get("turn") is not None and not _is_int(turn["turn"]):
+            return f"{where}: 'turn' must be an integer, got {_short(turn['turn'])}"
+        action = turn.get("action")
+        if action is not None and not isinstance(action, Mapping):
+            return f"{where}: 'action' must be a JSON object, got {_short(action)}"
+        action = action or {}
+        for key in ("kind", "source"):
+            if action.get(key) is not None and not isinstance(action[key], str):
+                return f"{where}: action '{key}' must be text, got {_short(action[key])}"
+        for key in ("box", "box_in_original"):
+            problem = _box_problem(action.get(key))
+            if problem:
+                return f"{where}: action '{key}' {problem}"
+        index = turn.get("observation_index")
+        if index is not None and not (_is_int(index) and index >= 0):
+            return f"{where}: 'observation_index' must be an integer >= 0, got {_short(index)}"
+        if turn.get("observation_image") is not None and not isinstance(turn["observation_image"], str):
+            return f"{where}: 'observation_image' must be a path, got {_short(turn['observation_image'])}"
+    return None
 
 
 def _verdict_badge(verdict: Any, scored: Any) -> str:

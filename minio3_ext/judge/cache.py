@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import threading
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 __all__ = ["VerdictCache", "cache_key"]
 
@@ -60,16 +61,29 @@ class VerdictCache:
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, float]:
+    def get_many(self, keys: Iterable[str], on_bad: Callable[[str, object], None] | None = None) -> dict[str, float]:
+        """Cached scores by key. An entry whose score is not a number in [0, 1] (a file
+        edited or written by something else) is not a verdict: it is left out (judged
+        again), removed so the new verdict can be stored, and reported to ``on_bad``."""
         keys = list(dict.fromkeys(keys))
         found: dict[str, float] = {}
+        bad: list[tuple[str, object]] = []
         with self._lock:
             conn = self._connection()
             for start in range(0, len(keys), 500):
                 chunk = keys[start:start + 500]
                 marks = ",".join("?" * len(chunk))
                 for key, score in conn.execute(f"SELECT key, score FROM verdicts WHERE key IN ({marks})", chunk):
-                    found[key] = float(score)
+                    if isinstance(score, (int, float)) and not isinstance(score, bool) and math.isfinite(score) \
+                            and 0.0 <= score <= 1.0:
+                        found[key] = float(score)
+                    else:
+                        bad.append((key, score))
+            if bad:
+                conn.executemany("DELETE FROM verdicts WHERE key = ?", [(k,) for k, _ in bad])
+        for key, score in bad:
+            if on_bad is not None:
+                on_bad(key, score)
         return found
 
     def put_many(self, rows: Iterable[tuple[str, float, str, str, str | None]]) -> None:

@@ -274,7 +274,7 @@ class Judge:
         if self.cache is None or not keys:
             return {}
         try:
-            return await asyncio.to_thread(self.cache.get_many, keys)
+            return await asyncio.to_thread(self.cache.get_many, keys, self._cache_entry_bad)
         except sqlite3.Error as e:  # a broken cache costs calls, never the batch
             self._cache_failed("read", e)
             return {}
@@ -287,7 +287,10 @@ class Judge:
         except sqlite3.Error as e:
             self._cache_failed("write", e)
 
-    def _cache_failed(self, what: str, error: Exception) -> None:
+    def _cache_entry_bad(self, key: str, score: object) -> None:
+        self._cache_failed("read", f"entry {key[:12]} holds {score!r}, not a score in [0, 1]; judging it again")
+
+    def _cache_failed(self, what: str, error: object) -> None:
         self._count("errors_cache")
         warnings.warn(f"judge cache {what} failed on {self.config.cache_path}: {error}", RuntimeWarning, stacklevel=3)
 

@@ -6,7 +6,8 @@ Certain cases only:
 * multiple choice: a bare option letter (``"B"``, ``"(B)"``, ``"B."``), or the text of
   an option listed in the question, compared with a letter or option-text ground truth
   → 1 or 0;
-* both sides plain numbers (``"3"``, ``"3.0"``, ``"-2.5"``) → equal or not;
+* both sides plain numbers (``"3"``, ``"3.0"``, ``"-2.5"``, ``"1,000"``) → equal or not,
+  compared exactly (``"1,0"`` is not a number: the LLM decides);
 * both sides bare yes/no → equal or not;
 * an empty prediction (no letter or digit) → 0.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from decimal import Decimal
 
 from minio3_ext.core.answers import normalize_answer
 
@@ -34,7 +36,8 @@ _SUSPICIOUS_WORDS = re.compile(
 _LETTER_RE = re.compile(r"^\s*(?:option\s+)?[\(\[]?([A-Z])[\)\]]?\s*[\.:]?\s*$", re.IGNORECASE)
 _LETTER_WITH_TEXT_RE = re.compile(r"^\s*[\(\[]?([A-Z])[\)\]\.:]\s+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
 _OPTION_RE = re.compile(r"(?:^|\n|\s)[\(\[]?([A-H])[\)\]\.:]\s+([^\n]+?)(?=\s+[\(\[]?[A-H][\)\]\.:]\s|\n|$)")
-_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+# digits, or thousands groups of three ("1,000"; "1,0" is not a number); compared exactly
+_NUMBER_RE = re.compile(r"^[+-]?((\d{1,3}(,\d{3})+|\d+)(\.\d*)?|\.\d+)$")
 _YES_NO = {"yes": "yes", "no": "no", "true": "yes", "false": "no"}
 
 
@@ -86,9 +89,11 @@ def option_letter(text: str, options: dict[str, str]) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def _number(text: str) -> float | None:
-    t = text.strip().rstrip(".").replace(",", "")
-    return float(t) if _NUMBER_RE.match(t) else None
+def _number(text: str) -> Decimal | None:
+    """The exact value of a plain number (``Decimal``: no float rounding, so 17-digit
+    integers that differ in the last digit differ), or ``None``."""
+    t = text.strip().rstrip(".")
+    return Decimal(t.replace(",", "")) if _NUMBER_RE.match(t) else None
 
 
 def rule_verdict(question: str, ground_truth: str, prediction: str | None) -> float | None:

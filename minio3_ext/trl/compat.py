@@ -76,6 +76,7 @@ SEAMS: tuple[Seam, ...] = (
     Seam(_T, "reward_func_names", "attribute", why="names in the rewards/<name>/std metrics (one-row std logged as 0)"),
     Seam(_T, "generation_config", "attribute", why="transformers generation settings: idle ranks' dummy turn"),
     Seam(_T, "use_vllm", "attribute"), Seam(_T, "vllm_mode", "attribute"),
+    Seam(_T, "_is_vlm", "attribute", why="a VLM: an idle rank's transformers-backend turn carries an image"),
     Seam(_T, "vllm_tensor_parallel_size", "attribute"), Seam(_T, "vllm_generation", "attribute"),
     Seam(_T, "vllm_importance_sampling_correction", "attribute"),
     Seam(_T, "vllm_importance_sampling_mode", "attribute", why="sequence-level IS metrics recomputed on live rows"),

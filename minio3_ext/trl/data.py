@@ -15,6 +15,7 @@ import math
 from typing import Any, Iterable, Mapping
 
 from ..core.actions import Answer
+from ..core.answers import ground_truth_text
 from ..core.dialect import get_dialect, interleave
 from ..core.episode import Episode, EpisodeConfig
 from ..core.images import ImageBank, default_bank, resize_for_model
@@ -50,10 +51,17 @@ def grpo_rows(rows: Iterable[Mapping[str, Any]], system_prompt: str | None = Non
             "prompt": [{"role": "system", "content": system}, {"role": "user", "content": ""}],
             IMAGE_PATH_KEY: row_image_path(dict(row)),
             "question": rules.strip_slots(question),
-            "solution": str(row["solution"]),
+            "solution": _solution(row, i),
         })
         out.append(item)
     return out
+
+
+def _solution(row: Mapping[str, Any], i: int) -> str:
+    try:
+        return ground_truth_text(row["solution"])
+    except ValueError as e:
+        raise ValueError(f"grpo_rows: row {i} ({row.get('doc_id', '?')!r}): {e}") from None
 
 
 def oracle_box(row: Mapping[str, Any], margin: float = 1.0, grid: float = 0.01) -> tuple[float, float, float, float]:

@@ -175,6 +175,9 @@ class MaskedGRPOTrainer(GRPOTrainer):
                 images = list(images) + [None] * pad
             if n == 0:
                 multimodal_fields, has_tool_images = {}, False
+                if not self.use_vllm and self._is_vlm:  # transformers backend: the idle rank runs the vision tower too
+                    prompt_ids, multimodal_fields = self._vision_placeholder()
+                    images, has_tool_images = None, True
                 if generation_config is not None:  # transformers backend: one new token is enough
                     self.generation_config = copy.copy(generation_config)
                     self.generation_config.max_new_tokens = 1
@@ -186,6 +189,28 @@ class MaskedGRPOTrainer(GRPOTrainer):
             if generation_config is not None:
                 self.generation_config = generation_config
         return list(ids[:n]), (list(logprobs[:n]) if logprobs is not None else None)
+
+    def _vision_placeholder(self) -> tuple[list[list[int]], dict[str, Any]]:
+        """An idle rank's turn for the transformers backend: one blank image at the smallest
+        grid. Under FSDP (vision blocks wrapped as their own units) or ZeRO-3 without
+        ``ds3_gather_for_generation``, every module's forward is a parameter all-gather:
+        a rank whose prompt has no image would skip the vision tower's and pair its
+        language-model gathers with the others' vision gathers (a collective mismatch,
+        a hang on NCCL). With an image every rank runs the same modules in the prefill;
+        ``synced_gpus`` (set by transformers under FSDP/ZeRO-3) aligns the decode steps."""
+        if getattr(self, "_vision_turn", None) is None:
+            from PIL import Image
+
+            processor = self.processing_class
+            text = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}]}],
+                                                 add_generation_prompt=True, tokenize=False)
+            side = 2 * getattr(getattr(processor, "image_processor", None), "patch_size", 14)
+            encoded = processor(text=[text], images=[Image.new("RGB", (side, side))], return_tensors="pt")
+            fields = {k: v for k, v in encoded.items()
+                      if k not in ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")}
+            self._vision_turn = ([encoded["input_ids"][0].tolist()], fields)  # TRL rebuilds the token type ids
+        ids, fields = self._vision_turn
+        return [list(ids[0])], dict(fields)
 
     def _is_placeholder(self, ids) -> bool:
         return list(ids) == self._placeholder

@@ -70,7 +70,9 @@ def test_eval_protocol_released_prints_the_paper_shaped_table(synth_items, tmp_p
     out = tmp_path / "run.jsonl"
     with FakeOpenAIServer(ScriptedVLM({r["doc_id"]: r for r in rows}, behaviours), models=["policy"]) as policy, \
             FakeOpenAIServer(_released_judge, models=["judge"]) as judge:
+        # the items name the synthetic images by absolute path: that folder is their image root
         cmd = [sys.executable, "-c", MAIN, "eval", "--protocol", "released", "--k", "2", "--data", str(items_path),
+               "--image-root", str(synth_items[1].parent),
                "--out", str(out), "--base-url", policy.base_url, "--model", "policy",
                "--judge-base-url", judge.base_url, "--judge-model", "judge", "--no-progress", "--concurrency", "4"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MINIO3_JUDGE_")}

@@ -216,3 +216,23 @@ def test_joiners_of_a_failed_request_see_the_error(judge_server):
 
     results = asyncio.run(main())
     assert all(isinstance(r, JudgeConfigError) for r in results) and len(server.requests) == 1
+
+
+@pytest.mark.parametrize("stored", ["Score: 1", b"\x01", 7.0, -0.5])
+def test_a_non_numeric_score_in_the_cache_is_judged_again(judge_server, tmp_path, stored):
+    """Issue 21 item 9: an entry that is not a score warns once and is re-judged, never raises."""
+    import sqlite3
+
+    server = judge_server(oracle(_accept))
+    cache = str(tmp_path / "judge.sqlite")
+    item = JudgeItem("q", "umbrella", "brolly umbrella")
+    Judge(fast_config(server.base_url, cache_path=cache)).score_sync([item])
+    with sqlite3.connect(cache) as conn:
+        conn.execute("UPDATE verdicts SET score = ?", (stored,))
+    judge = Judge(fast_config(server.base_url, cache_path=cache))
+    with pytest.warns(RuntimeWarning, match="not a score in"):
+        [verdict] = judge.score_sync([item])
+    assert verdict.score == 1.0 and verdict.source == "llm" and len(server.requests) == 2
+    assert judge.metrics()["errors_cache"] == 1
+    [again] = Judge(fast_config(server.base_url, cache_path=cache)).score_sync([item])  # the fresh verdict is stored
+    assert again.source == "cache" and len(server.requests) == 2

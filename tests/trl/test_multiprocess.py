@@ -29,7 +29,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(model_dir, out: Path, kind: str, mode: str, timeout: float) -> tuple[bool, list[str]]:
+def _launch(model_dir, out: Path, kind: str, mode: str, timeout: float, worker: Path = WORKER) -> tuple[bool, list[str]]:
     """Run both ranks; (finished in time with exit 0 on both, logs)."""
     out.mkdir(parents=True, exist_ok=True)
     port = str(_free_port())
@@ -41,7 +41,7 @@ def _launch(model_dir, out: Path, kind: str, mode: str, timeout: float) -> tuple
                "TRL_EXPERIMENTAL_SILENCE": "1"}
         log = (out / f"log{rank}.txt").open("w")
         logs.append(log)
-        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(model_dir), str(out), kind, mode],
+        procs.append(subprocess.Popen([sys.executable, str(worker), str(model_dir), str(out), kind, mode],
                                       env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT)))
     deadline = time.monotonic() + timeout
     ok = True
@@ -144,3 +144,13 @@ def test_transformers_backend_keeps_ranks_in_step(tiny_qwen_dir, tmp_path):
     _own_continuations(reps["beta"], "beta")
     assert reps["alpha"]["max_new_tokens"] == [256] * 4
     assert reps["beta"]["max_new_tokens"] == [256, 256, 1, 1]
+
+
+def test_idle_rank_runs_the_vision_tower_under_fsdp(tiny_qwen_dir, tmp_path):
+    """Transformers backend under FSDP (each vision block and decoder layer its own unit):
+    the idle rank's turn carries a blank image, so both ranks run the same modules' parameter
+    gathers. A text-only idle turn fails here with gloo's collective mismatch (NCCL: a hang)."""
+    ok, logs = _launch(tiny_qwen_dir, tmp_path, "", "", timeout=300, worker=WORKER.with_name("fsdp_vision_worker.py"))
+    assert ok, "the two FSDP ranks did not finish:\n" + "\n---\n".join(logs)
+    turns = [json.loads((tmp_path / f"rank{r}.json").read_text())["turns"] for r in (0, 1)]
+    assert turns[0][0] > 0 and turns[1] == [0], turns  # rank 1 joined rank 0's one iteration, then both stopped

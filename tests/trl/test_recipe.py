@@ -83,3 +83,34 @@ def test_attention_kernel_falls_back_to_sdpa_only_without_flash_attn(capsys):
     usable = is_flash_attn_2_available()
     assert attention_implementation("flash_attention_2") == ("flash_attention_2" if usable else "sdpa")
     assert ("flash-attn is not usable here" in capsys.readouterr().err) is not usable
+
+
+def _paper_shape_flags() -> list[str]:
+    lines = [line for line in (RECIPE / "grpo_qwen2_5_vl_7b.yaml").read_text().splitlines()
+             if "paper shape flags:" in line]
+    assert len(lines) == 1, "the YAML names the paper's shape on one 'paper shape flags:' line"
+    return lines[0].split("paper shape flags:", 1)[1].split()
+
+
+def test_the_paper_shape_option_parses_into_eight_updates_per_generation(monkeypatch):
+    """Issue 21: the YAML offers the released verl shape (256 prompts x 16 per generation,
+    8 optimizer steps of 32 prompts), as flags on the same YAML."""
+    module = _recipe_module()
+    flags = _paper_shape_flags()
+    monkeypatch.setattr(sys, "argv", ["recipe", "--config", str(RECIPE / "grpo_qwen2_5_vl_7b.yaml"), *flags,
+                                      "--bf16", "false", "--use_cpu", "true", "--use_vllm", "false"])
+    _, args, _ = TrlParser((module.RecipeArguments, MaskedGRPOConfig, ModelConfig)).parse_args_and_config()
+    assert isinstance(args, MaskedGRPOConfig)
+    gpus = 8
+    prompts_per_generation = args.per_device_train_batch_size * args.steps_per_generation * gpus // args.num_generations
+    prompts_per_update = args.per_device_train_batch_size * args.gradient_accumulation_steps * gpus // args.num_generations
+    assert (prompts_per_generation, prompts_per_update) == (256, 32)
+    assert args.steps_per_generation // args.gradient_accumulation_steps * args.num_iterations == 8
+
+
+def test_the_recipe_says_how_its_algorithm_differs():
+    text = (RECIPE / "grpo_qwen2_5_vl_7b.yaml").read_text()
+    assert "same order" not in text
+    for fact in ("32 prompts x 16", "256 prompts x 16", "fully on-policy", "clip never", "dynamic sampling",
+                 "tool loop", "MODEL"):
+        assert fact in text, fact
