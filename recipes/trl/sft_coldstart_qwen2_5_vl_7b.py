@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
                          data_collator=ToolImageCollator(processor, max_length=args.max_length, assistant_only=True))
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     trainer.save_model(args.output_dir)
+    trainer.save_state()  # output_dir/trainer_state.json: the run's logged metrics (log_history)
     return trainer
 
 

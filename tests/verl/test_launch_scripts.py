@@ -88,7 +88,7 @@ def test_missing_args_file_launches_nothing_and_is_named(tmp_path, name):
     args_file.unlink()
     out, launched = _run(tmp_path, copy / name, {})
     assert out.returncode != 0 and launched == []
-    assert str(args_file) in out.stderr and "nothing launched" in out.stderr
+    assert f"error: {args_file}: No such file or directory" in out.stderr and "nothing launched" in out.stderr
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
