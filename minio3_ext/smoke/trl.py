@@ -57,11 +57,11 @@ SFT_OVERRIDES = [
     *_CPU,
     # the smoke's conversations are Hermes tool calls: render the zoom schema as the GRPO prompts carry it
     "--tool_schemas", "true",
-    # size: 400 optimizer steps of 2 conversations (~1 min here), not 1-2: from random weights the model
+    # size: 400 optimizer steps of 2 conversations (~2 min here), not 1-2: from random weights the model
     # needs them to answer at all; with fewer, every GRPO reward is 0, every advantage 0, and the GRPO
     # step leaves the weights unchanged (the smoke then fails, saying so)
     "--max_steps", "400", "--gradient_accumulation_steps", "1", "--per_device_train_batch_size", "2",
-    # size: the tiny model's context (the trajectories are ~300 tokens)
+    # size: the tiny model's context (a trajectory with the <tools> block is ~650 tokens)
     "--max_length", "2048",
     # size: a random-init 0.3M-parameter model needs a larger step than a 7B fine-tune to move at all
     "--learning_rate", "3e-3", "--warmup_ratio", "0.0",
