@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 import pyarrow.parquet as pq
 import yaml
 from PIL import Image
@@ -76,6 +77,7 @@ def test_every_yaml_setting_is_commented():
     assert yaml.safe_load((RECIPE / "sft_coldstart_qwen2_5_vl_7b.yaml").read_text())["max_length"] == 32768
 
 
+@pytest.mark.slow
 def test_tool_schemas_flag_renders_the_rl_prompts_tools_block(tiny_qwen_dir, tmp_path):
     """``--tool_schemas true``: every SFT example carries the zoom environment's <tools> block,
     the one TRL renders into the hermes RL prompts (same bound methods, same chat template)."""
@@ -101,6 +103,6 @@ def test_tool_schemas_flag_renders_the_rl_prompts_tools_block(tiny_qwen_dir, tmp
     env = ZoomEnvironment(EpisodeConfig(dialect="hermes", max_context_tokens=None))
     _, processor = load_tiny_qwen(tiny_qwen_dir)
     rl_system = processor.apply_chat_template([{"role": "user", "content": "x"}], tools=[env.zoom], tokenize=False)
-    block = rl_system[rl_system.index("<tools>"):rl_system.index("</tools>") + len("</tools>")]
+    block = rl_system[rl_system.index("<tools>\n"):rl_system.rindex("</tools>") + len("</tools>")]
     assert '"name": "zoom"' in block and block in texts["true"]
     assert "<tools>" not in texts["false"]
