@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
-import pytest
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from PIL import Image
 
