@@ -29,6 +29,7 @@ COMMANDS = [
     "eval",
     "show",
     "doctor",
+    "smoke",
 ]
 
 
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _name(args: argparse.Namespace) -> str:
     parts = [getattr(args, "command", None) or ""]
-    for key in ("data_command", "judge_command"):
+    for key in ("data_command", "judge_command", "smoke_command"):
         if getattr(args, key, None):
             parts.append(getattr(args, key))
     return " ".join(p for p in parts if p)

@@ -54,8 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         for path in argv:
             for override in read_overrides(path):
                 print(override)
-    except (KeyError, FileNotFoundError) as e:
+    except KeyError as e:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a missing or unreadable args file: name it
+        print(f"error: {e.filename or path}: {e.strerror or e}", file=sys.stderr)
         return 1
     return 0
 

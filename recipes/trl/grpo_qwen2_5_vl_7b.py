@@ -88,6 +88,7 @@ def main() -> None:
     )
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     trainer.save_model(args.output_dir)
+    trainer.save_state()  # output_dir/trainer_state.json: the run's logged metrics (log_history)
 
 
 if __name__ == "__main__":

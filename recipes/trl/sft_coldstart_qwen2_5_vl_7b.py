@@ -18,6 +18,8 @@ from datasets import load_from_disk
 from transformers import AutoModelForImageTextToText, AutoProcessor
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser
 
+from minio3_ext.core import EpisodeConfig
+from minio3_ext.trl import ZoomEnvironment
 from minio3_ext.trl.attention import attention_implementation
 from minio3_ext.trl.sft import ToolImageCollator
 
@@ -29,6 +31,10 @@ class SFTRecipeArguments:
     view_max_pixels: int = field(default=2_000_000, metadata={"help": "Pixel budget of every image (released: 2M)."})
     view_min_pixels: int = field(default=40_000, metadata={"help": "Smaller images are enlarged to this (released: 40k)."})
     freeze_vision_tower: bool = field(default=True, metadata={"help": "Freeze the ViT and merger (released)."})
+    tool_schemas: bool = field(default=False, metadata={"help": "Render the zoom environment's tool schemas into every "
+                                                                 "example, as the RL recipe's hermes prompts carry them "
+                                                                 "(Hermes data, e.g. `minio3 data sft`); the released "
+                                                                 "<grounding> data has none."})
 
 
 def main(argv: list[str] | None = None) -> SFTTrainer:
@@ -41,11 +47,17 @@ def main(argv: list[str] | None = None) -> SFTTrainer:
     if recipe.freeze_vision_tower:  # the vision tower and its projector (merger) stay as they are
         for p in model.model.visual.parameters():
             p.requires_grad_(False)
+    tools = None
+    if recipe.tool_schemas:  # the same bound methods TRL turns into the RL prompts' <tools> block
+        env = ZoomEnvironment(EpisodeConfig(dialect="hermes", max_context_tokens=None))
+        tools = [getattr(env, name) for name in env.tools]
     trainer = SFTTrainer(model=model, args=args, train_dataset=load_from_disk(recipe.dataset_path),
                          processing_class=processor,
-                         data_collator=ToolImageCollator(processor, max_length=args.max_length, assistant_only=True))
+                         data_collator=ToolImageCollator(processor, max_length=args.max_length, assistant_only=True,
+                                                         tools=tools))
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     trainer.save_model(args.output_dir)
+    trainer.save_state()  # output_dir/trainer_state.json: the run's logged metrics (log_history)
     return trainer
 
 

@@ -14,9 +14,14 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export NNODES="${NNODES:-1}" GPUS_PER_NODE="${GPUS_PER_NODE:-8}"
-mapfile -t OVERRIDES < <(python -m minio3_ext.verl.recipe "$HERE/coldstart_sft.args")
+# compose first: a missing variable or args file stops here (the error names it), nothing launched
+if ! COMPOSED="$(python -m minio3_ext.verl.recipe "$HERE/coldstart_sft.args")"; then
+    echo "coldstart_sft.sh: could not compose the overrides from $HERE/coldstart_sft.args (see above); nothing launched" >&2
+    exit 1
+fi
+mapfile -t OVERRIDES <<<"$COMPOSED"
 # fail before starting torchrun if the verl plugin did not register
-minio3 doctor
+minio3 doctor || { echo "coldstart_sft.sh: minio3 doctor failed (see above); nothing launched" >&2; exit 1; }
 if [[ "$NNODES" == 1 ]]; then
     LAUNCH=(--standalone --nnodes=1)
 else

@@ -20,7 +20,12 @@ if [[ "${RELEASED:-0}" == 1 ]]; then ARGS+=("$HERE/masked_grpo_released.args"); 
 if [[ "${SMOKE:-0}" == 1 ]]; then ARGS+=("$HERE/masked_grpo_smoke.args"); export GPUS_PER_NODE=1; fi
 if [[ "${EVAL:-0}" == 1 ]]; then ARGS+=("$HERE/masked_grpo_eval.args"); fi
 if [[ "${RELEASED:-0}" == 1 && "${EVAL:-0}" == 1 ]]; then ARGS+=("$HERE/masked_grpo_released_eval.args"); fi
-mapfile -t OVERRIDES < <(python -m minio3_ext.verl.recipe "${ARGS[@]}")
+# compose first: a missing variable or args file stops here (the error names it), nothing launched
+if ! COMPOSED="$(python -m minio3_ext.verl.recipe "${ARGS[@]}")"; then
+    echo "masked_grpo.sh: could not compose the overrides from ${ARGS[*]} (see above); nothing launched" >&2
+    exit 1
+fi
+mapfile -t OVERRIDES <<<"$COMPOSED"
 # verl swallows plugin import errors: fail here, loudly, instead of inside a Ray worker
-minio3 doctor
+minio3 doctor || { echo "masked_grpo.sh: minio3 doctor failed (see above); nothing launched" >&2; exit 1; }
 exec python -m verl.trainer.main_ppo "${OVERRIDES[@]}" "$@"

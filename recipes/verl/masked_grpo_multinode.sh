@@ -20,9 +20,14 @@ export NNODES GPUS_PER_NODE="${GPUS_PER_NODE:-8}" RAY_ADDRESS="${RAY_ADDRESS:-au
 ARGS=("$HERE/masked_grpo.args")
 # RELEASED=1: the released code's training math (masked_grpo_released.args)
 if [[ "${RELEASED:-0}" == 1 ]]; then ARGS+=("$HERE/masked_grpo_released.args"); fi
-mapfile -t OVERRIDES < <(python -m minio3_ext.verl.recipe "${ARGS[@]}")
+# compose first: a missing variable or args file stops here (the error names it), nothing launched
+if ! COMPOSED="$(python -m minio3_ext.verl.recipe "${ARGS[@]}")"; then
+    echo "masked_grpo_multinode.sh: could not compose the overrides from ${ARGS[*]} (see above); nothing launched" >&2
+    exit 1
+fi
+mapfile -t OVERRIDES <<<"$COMPOSED"
 # check the plugin on this node, then that every Ray node imports the same minio3_ext and
 # verl (version and path) and registers the plugin: exits 1 naming the nodes that differ
-minio3 doctor
-python -m minio3_ext.verl.cluster
+minio3 doctor || { echo "masked_grpo_multinode.sh: minio3 doctor failed (see above); nothing launched" >&2; exit 1; }
+python -m minio3_ext.verl.cluster || { echo "masked_grpo_multinode.sh: the Ray nodes differ (see above); nothing launched" >&2; exit 1; }
 exec python -m verl.trainer.main_ppo "${OVERRIDES[@]}" "$@"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from PIL import Image
 
@@ -78,3 +79,34 @@ def test_every_yaml_setting_is_commented():
         if line.strip() and not line.startswith("#"):
             assert " # " in line, line
     assert yaml.safe_load((RECIPE / "sft_coldstart_qwen2_5_vl_7b.yaml").read_text())["max_length"] == 32768
+
+
+@pytest.mark.slow
+def test_tool_schemas_flag_renders_the_rl_prompts_tools_block(tiny_qwen_dir, tmp_path):
+    """``--tool_schemas true``: every SFT example carries the zoom environment's <tools> block,
+    the one TRL renders into the hermes RL prompts (same bound methods, same chat template)."""
+    from minio3_ext.core import EpisodeConfig
+    from minio3_ext.trl import ZoomEnvironment
+    from minio3_ext.testing import load_tiny_qwen
+
+    report = import_coldstart(_released_parquet(tmp_path / "data" / "train-00000-of-00001.parquet"),
+                              tmp_path / "coldstart")
+    spec = importlib.util.spec_from_file_location("minio3_trl_sft_recipe_tools", RECIPE / "sft_coldstart_qwen2_5_vl_7b.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    common = ["--config", str(RECIPE / "sft_coldstart_qwen2_5_vl_7b.yaml"), "--model_name_or_path", str(tiny_qwen_dir),
+              "--dataset_path", report.outputs["trl"], "--max_steps", "1", "--use_cpu", "true", "--bf16", "false",
+              "--dtype", "float32", "--attn_implementation", "sdpa", "--gradient_checkpointing", "false",
+              "--report_to", "none", "--save_strategy", "no", "--gradient_accumulation_steps", "1", "--max_length", "8192"]
+    texts = {}
+    for flag in ("true", "false"):
+        trainer = module.main([*common, "--output_dir", str(tmp_path / flag), "--tool_schemas", flag])
+        batch = trainer.data_collator([trainer.train_dataset[0]])
+        texts[flag] = trainer.processing_class.tokenizer.decode(batch["input_ids"][0])
+    env = ZoomEnvironment(EpisodeConfig(dialect="hermes", max_context_tokens=None))
+    _, processor = load_tiny_qwen(tiny_qwen_dir)
+    rl_system = processor.apply_chat_template([{"role": "user", "content": "x"}], tools=[env.zoom], tokenize=False)
+    block = rl_system[rl_system.index("<tools>\n"):rl_system.rindex("</tools>") + len("</tools>")]
+    assert '"name": "zoom"' in block and block in texts["true"]
+    assert "<tools>" not in texts["false"]

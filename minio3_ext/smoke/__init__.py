@@ -1,0 +1,1 @@
+"""Real training steps of the shipped recipes on CPU (``minio3 smoke verl|trl``)."""
