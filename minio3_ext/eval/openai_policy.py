@@ -377,6 +377,7 @@ class OpenAIPolicy:
                                           top_p=self.sampling["top_p"], max_tokens=max_tokens)
             if self.stop:
                 kwargs["stop"] = self.stop
+            folded = self.sampling_in_generation_config
             try:
                 response = await self.client.chat.completions.create(**kwargs, extra_body=self.request_extra(max_tokens))
                 break
@@ -386,7 +387,8 @@ class OpenAIPolicy:
                 text = server_error_text(e)
                 if e.status_code == 404 and not _has_v1(self.base_url):
                     raise EndpointError(_no_v1(self.base_url)) from None
-                if self._reject_extra_fields(text):
+                if not folded and self._rejects_extra_fields(text):
+                    self.sampling_in_generation_config = True  # this request and every later one
                     continue
                 limit = _first_int(_IMAGE_LIMIT_RE, text)
                 if _IMAGE_LIMIT_RE.search(text):
@@ -430,16 +432,14 @@ class OpenAIPolicy:
             config.update(json.loads(given) if isinstance(given, str) else dict(given))
         return {**body, "generation_config": json.dumps(config)}
 
-    def _reject_extra_fields(self, text: str) -> bool:
-        """True when ``text`` rejects the extra sampling fields and they move to ``generation_config``."""
+    @staticmethod
+    def _rejects_extra_fields(text: str) -> bool:
+        """True when the server's error ``text`` rejects the extra sampling fields."""
         m = _UNEXPECTED_FIELDS_RE.search(text)
-        if m is None or self.sampling_in_generation_config:
+        if m is None:
             return False
         named = m.group(1)
-        if named is not None and not any(f in named for f in EXTRA_SAMPLING_FIELDS):
-            return False
-        self.sampling_in_generation_config = True
-        return True
+        return named is None or any(f in named for f in EXTRA_SAMPLING_FIELDS)
 
     def _smaller_budget(self, text: str, current: int) -> int | None:
         """A ``max_tokens`` the server would take, when its rejection says the prompt fits."""
