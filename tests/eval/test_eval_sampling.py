@@ -14,7 +14,7 @@ import pytest
 
 from eval_vlm_script import ScriptedVLM, exact_judge, target_box, zoom
 from minio3_ext.eval.openai_policy import SAMPLING_DEFAULTS, OpenAIPolicy
-from minio3_ext.eval.protocol import RULE_JUDGE_NOTE, paper_table
+from minio3_ext.eval.protocol import RULE_JUDGE_NOTE, apply_protocol, paper_table
 from minio3_ext.testing.fake_openai import Completion, FakeOpenAIServer, Fault
 
 MAIN = "import sys; from minio3_ext.cli import main; sys.exit(main())"  # what the `minio3` script runs
@@ -221,3 +221,26 @@ def test_protocol_released_png_exact_context_and_judge_failures_as_0(synth_items
     assert "| this run, 4 turns (Avg@1) | 33.3 |" in proc.stdout  # the paper table: failures as 0
     assert "| visual_probe | hard | 4 | 50.0 | 2 | 1 | 1 | 33.3 |" in proc.stdout  # both numbers reported
     assert "1 sample(s) unscorable" in proc.stdout
+
+
+def test_exact_count_takes_a_local_tokenizer_else_the_servers_usage(tiny_qwen_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from minio3_ext.cli import build_parser
+    from minio3_ext.commands import eval as eval_command
+    from minio3_ext.commands._args import UserError
+
+    def resolved(*argv):
+        args = build_parser().parse_args(["eval", "--data", "x", "--out", "y", "--base-url", "u", "--model", "m", *argv])
+        apply_protocol(args, eval_command._explicit_flags(args))
+        return args
+
+    counter, how = eval_command.token_counter(resolved("--protocol", "released", "--tokenizer", str(tiny_qwen_dir)))
+    text = "<|im_start|>user\nHere is the zoomed image observation_1.<|im_end|>"
+    assert counter(text) == len(AutoTokenizer.from_pretrained(tiny_qwen_dir).encode(text, add_special_tokens=False))
+    assert how == f"exact: the server's usage and the tokenizer of {tiny_qwen_dir}"
+    _, how = eval_command.token_counter(resolved("--protocol", "released"))  # --model "m" loads nowhere
+    assert how.startswith("exact: the server's usage")
+    with pytest.raises(UserError, match="--tokenizer"):
+        eval_command.token_counter(resolved("--token-count", "exact", "--tokenizer", str(tmp_path / "none")))
+    assert eval_command.token_counter(resolved())[1] == "estimate"
