@@ -6,19 +6,27 @@
     minio3 eval --input vp_hard.jsonl --base-url http://localhost:8000/v1 \\
         --model Mini-o3/Mini-o3-7B-v1 --k 32 --budgets 4,8,16,32 --out runs/vp_hard.jsonl
 
-    # transformers serve: no stop strings, and ask it to sample
-    minio3 eval ... --no-stop --extra-body '{"generation_config": "{\\"do_sample\\": true}"}'
+    # transformers serve: no stop strings (it rejects vLLM's sampling fields; they then go in
+    # its generation_config, so it samples as asked)
+    minio3 eval ... --no-stop
+
+Every request states its whole sampling (--temperature, --top-p, --top-k,
+--repetition-penalty, --min-p; defaults: the released engine's), so the checkpoint's
+generation_config.json never decides.
 
 Each (item, sample) runs once under the largest budget; smaller budgets are its
 prefixes. Records are appended to ``--out`` as they are judged; rerunning the same
 command resumes (nothing is rerun or rescored) — a rerun with other settings (model,
-sampling, dialect, budgets, images) is refused, naming the setting. Writes
-``<out>.summary.json``, ``<out>.summary.md`` and ``<out>.png`` (accuracy vs budget).
+sampling, dialect, budgets, images, context) is refused, naming the setting. Writes
+``<out>.summary.json``, ``<out>.summary.md`` and ``<out>.png`` (accuracy vs budget), and
+names them on its last line.
 The judge is read from ``--judge-*`` or ``MINIO3_JUDGE_*``; without a judge URL the
-rule-only judge is used (normalised exact match: for smoke runs only).
+rule-only judge is used (normalised exact match: for smoke runs only; the paper table says
+so beside its difference row).
 
 Before the run, ``GET /v1/models`` checks that the server is up and serves ``--model``
-and reads ``max_model_len`` (``--max-tokens`` is clamped to it). The run stops after
+and reads ``max_model_len`` (``--max-tokens`` is clamped to it); a 404 from a URL
+without ``/v1`` names the fix. The run stops after
 ``--max-connection-errors`` requests in a row fail to reach the server.
 """
 
@@ -288,8 +296,8 @@ def sample_warning(records: list[dict], k: int) -> str | None:
     same, multi = identical_sample_items(records)
     if k > 1 and multi and same == multi:
         return (f"warning: every sample of each of the {multi} items is identical: the server decodes greedily, "
-                "so Avg@K is Avg@1. Ask it to sample (vLLM: --temperature > 0; transformers serve: "
-                "--extra-body '{\"generation_config\": \"{\\\"do_sample\\\": true}\"}')")
+                "so Avg@K is Avg@1. Ask it to sample (--temperature > 0; every request states the whole sampling, "
+                "so a server that ignores it decodes its own way)")
     return None
 
 

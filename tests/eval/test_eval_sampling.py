@@ -43,6 +43,7 @@ def test_the_released_engine_sampling_is_the_default():
     assert SAMPLING_DEFAULTS == SAMPLING
 
 
+@pytest.mark.slow  # several `minio3 eval` processes end to end
 def test_every_request_states_its_whole_sampling_and_the_run_records_it(synth_items, tmp_path):
     rows, items = synth_items
     rows = rows[:2]
@@ -191,6 +192,7 @@ def _flaky_released_judge(request):
     return "Score: 1" if truth.strip() == prediction.strip() else "Score: 0"
 
 
+@pytest.mark.slow  # several `minio3 eval` processes end to end
 def test_protocol_released_png_exact_context_and_judge_failures_as_0(synth_items, tmp_path):
     base_rows, _ = synth_items
     base_rows = base_rows[:3]
