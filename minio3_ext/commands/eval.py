@@ -94,11 +94,6 @@ def add_policy_args(parser: argparse.ArgumentParser) -> None:
                    help="images per context, the original included")
     g.add_argument("--max-context-tokens", type=int_range(1, 100_000_000), default=32768,
                    help="context budget of an episode in tokens (the released rule: 30768 = 32768 - 2000)")
-    g.add_argument("--token-count", choices=("estimate", "exact"), default="estimate",
-                   help="how the context is counted: estimate (~3.5 characters a token) or exact (the server's "
-                        "usage after each turn, observations by --tokenizer when it loads locally)")
-    g.add_argument("--tokenizer", default=None,
-                   help="local tokenizer for --token-count exact (default: --model, if it loads without a download)")
     g.add_argument("--concurrency", type=int_range(1, 4096), default=8, help="episodes in flight")
     g.add_argument("--max-connection-errors", type=int_range(1, 1_000_000), default=8,
                    help="stop the run after this many requests in a row fail to reach the server")
@@ -196,11 +191,11 @@ def run_settings(args: argparse.Namespace, judge: Any = None, **extra: Any) -> d
         "--no-stop": bool(args.no_stop), "--extra-body": args.extra_body or {},
         "--dialect": args.dialect, "--coords": args.coords, "--preset": args.preset, "--tools": list(_tools(args)),
         "--max-images": args.max_images, "--max-context-tokens": args.max_context_tokens,
-        "--token-count": getattr(args, "token_count", "estimate"), "--image-format": args.image_format,
+        "--image-format": args.image_format,
         "--image-quality": args.image_quality if args.image_format == "jpeg" else None,
         "system prompt": hashlib.sha256(dialect_of(args).system_prompt().encode()).hexdigest()[:16],
     }
-    for flag in ("protocol", "judge_preset"):  # presets added by other options
+    for flag in ("protocol", "judge_preset", "token_count", "tokenizer"):  # eval's own options and presets
         if getattr(args, flag, None) is not None:
             settings["--" + flag.replace("_", "-")] = getattr(args, flag)
     config = getattr(judge, "config", None)
@@ -250,6 +245,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=positive_int, default=None, help="first N items only (default: all)")
     parser.add_argument("--save-crops", default=None, help="folder to save each observation image (for `minio3 show`)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--token-count", choices=("estimate", "exact"), default="estimate",
+                        help="how the context is counted: estimate (~3.5 characters a token) or exact (the server's "
+                             "usage after each turn, observations by --tokenizer when it loads locally)")
+    parser.add_argument("--tokenizer", default=None,
+                        help="local tokenizer for --token-count exact (default: --model, if it loads without a download)")
     parser.add_argument("--judge-failures", choices=("excluded", "zero"), default="excluded",
                         help="headline accuracy: a failed judge call is unscorable and excluded, or counts as 0 "
                              "(the released code); both numbers are reported")
