@@ -372,7 +372,8 @@ class OpenAIPolicy:
         await self._encode.prepare(messages)
         chat = to_openai_messages(messages, self._encode)
         max_tokens = self.completion_budget()
-        for attempt in range(4):
+        shrinks = 0  # up to two smaller max_tokens, plus one retry in the server's sampling form
+        for _attempt in range(4):
             kwargs: dict[str, Any] = dict(model=self.model, messages=chat, temperature=self.sampling["temperature"],
                                           top_p=self.sampling["top_p"], max_tokens=max_tokens)
             if self.stop:
@@ -395,8 +396,9 @@ class OpenAIPolicy:
                     if limit is not None:
                         self.server_image_limit = limit
                     raise ImageLimitExceeded(text, limit=limit) from None
-                smaller = self._smaller_budget(text, max_tokens) if attempt < 2 else None
+                smaller = self._smaller_budget(text, max_tokens) if shrinks < 2 else None
                 if smaller is not None:
+                    shrinks += 1
                     max_tokens = smaller  # the prompt fits; only the completion budget was too large
                     continue
                 if _CONTEXT_RE.search(text):
