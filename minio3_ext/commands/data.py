@@ -39,7 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     conv.add_argument("benchmark", choices=sorted(SPLITS), help="benchmark the rows come from")
     conv.add_argument("--input", action="append", required=True,
                       help="JSONL/JSON/parquet/TSV file or local HF datasets folder (repeatable)")
-    conv.add_argument("--split", default=None, help="; ".join(f"{b}: {'/'.join(s)}" for b, s in SPLITS.items()))
+    conv.add_argument("--split", default=None, help="; ".join(f"{b}: {'/'.join(s)}" for b, s in SPLITS.items())
+                      + " (default: the first; hrbench: the one its file name states, e.g. hr_bench_8k.tsv)")
     add_image_root_args(conv, "the input's folder")
     conv.add_argument("--out", required=True, help="output folder")
     conv.add_argument("--name", default=None, help="output file stem (default: <benchmark>_<split>)")

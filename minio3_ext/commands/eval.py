@@ -6,19 +6,27 @@
     minio3 eval --input vp_hard.jsonl --base-url http://localhost:8000/v1 \\
         --model Mini-o3/Mini-o3-7B-v1 --k 32 --budgets 4,8,16,32 --out runs/vp_hard.jsonl
 
-    # transformers serve: no stop strings, and ask it to sample
-    minio3 eval ... --no-stop --extra-body '{"generation_config": "{\\"do_sample\\": true}"}'
+    # transformers serve: no stop strings (it rejects vLLM's sampling fields; they then go in
+    # its generation_config, so it samples as asked)
+    minio3 eval ... --no-stop
+
+Every request states its whole sampling (--temperature, --top-p, --top-k,
+--repetition-penalty, --min-p; defaults: the released engine's), so the checkpoint's
+generation_config.json never decides.
 
 Each (item, sample) runs once under the largest budget; smaller budgets are its
 prefixes. Records are appended to ``--out`` as they are judged; rerunning the same
 command resumes (nothing is rerun or rescored) — a rerun with other settings (model,
-sampling, dialect, budgets, images) is refused, naming the setting. Writes
-``<out>.summary.json``, ``<out>.summary.md`` and ``<out>.png`` (accuracy vs budget).
+sampling, dialect, budgets, images, context) is refused, naming the setting. Writes
+``<out>.summary.json``, ``<out>.summary.md`` and ``<out>.png`` (accuracy vs budget), and
+names them on its last line.
 The judge is read from ``--judge-*`` or ``MINIO3_JUDGE_*``; without a judge URL the
-rule-only judge is used (normalised exact match: for smoke runs only).
+rule-only judge is used (normalised exact match: for smoke runs only; the paper table says
+so beside its difference row).
 
 Before the run, ``GET /v1/models`` checks that the server is up and serves ``--model``
-and reads ``max_model_len`` (``--max-tokens`` is clamped to it). The run stops after
+and reads ``max_model_len`` (``--max-tokens`` is clamped to it); a 404 from a URL
+without ``/v1`` names the fix. The run stops after
 ``--max-connection-errors`` requests in a row fail to reach the server.
 """
 
@@ -62,6 +70,15 @@ def add_policy_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--tools", default="zoom",
                    help="comma-separated image tools the model may call (registered tools, e.g. zoom,rotate)")
     g.add_argument("--temperature", type=float_range(0.0, 2.0), default=1.0, help="sampling temperature (0-2)")
+    g.add_argument("--top-p", type=float_range(0.0, 1.0), default=1.0,
+                   help="nucleus sampling (0-1]; every request states it, so the checkpoint's generation_config "
+                        "never decides (the released engine's 1)")
+    g.add_argument("--top-k", type=int_range(-1, 1_000_000), default=-1,
+                   help="top-k sampling, -1 = off (the released engine's -1; sent as vLLM's extra field)")
+    g.add_argument("--repetition-penalty", type=positive_float, default=1.0,
+                   help="repetition penalty, 1 = off (the released engine's 1.0; Qwen2.5-VL's generation_config "
+                        "has 1.05)")
+    g.add_argument("--min-p", type=float_range(0.0, 1.0), default=0.0, help="min-p sampling, 0 = off (released: 0)")
     g.add_argument("--max-tokens", type=int_range(1, 1_000_000), default=8192,
                    help="per-turn completion budget (clamped to the server's max_model_len)")
     g.add_argument("--timeout", type=positive_float, default=600.0, help="seconds per policy request")
@@ -71,11 +88,12 @@ def add_policy_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-stop", action="store_true",
                    help="send no stop strings (transformers serve fails on `stop`); the closing tag is then generated")
     g.add_argument("--extra-body", type=json_object, default=None, metavar="JSON",
-                   help="JSON object merged into every request, e.g. '{\"top_p\": 0.9}'")
+                   help="JSON object merged into every request (sampling has its own flags), "
+                        "e.g. '{\"seed\": 1}'")
     g.add_argument("--max-images", type=int_range(1, 10_000), default=33,
                    help="images per context, the original included")
     g.add_argument("--max-context-tokens", type=int_range(1, 100_000_000), default=32768,
-                   help="context budget of an episode (tokens, estimated)")
+                   help="context budget of an episode in tokens (the released rule: 30768 = 32768 - 2000)")
     g.add_argument("--concurrency", type=int_range(1, 4096), default=8, help="episodes in flight")
     g.add_argument("--max-connection-errors", type=int_range(1, 1_000_000), default=8,
                    help="stop the run after this many requests in a row fail to reach the server")
@@ -112,14 +130,23 @@ def dialect_of(args: argparse.Namespace):
         raise UserError(f"--tools {args.tools!r}: {e}") from None
 
 
+#: Sampling flags (argparse destinations), each sent in every request.
+SAMPLING_DESTS = ("temperature", "top_p", "top_k", "repetition_penalty", "min_p")
+
+
 def make_policy(args: argparse.Namespace):
     from minio3_ext.eval.openai_policy import OpenAIPolicy
 
+    clash = [d for d in SAMPLING_DESTS if d in (args.extra_body or {})]
+    if clash:
+        raise UserError(f"--extra-body sets {', '.join(clash)}: use "
+                        + ", ".join("--" + d.replace("_", "-") for d in clash) + " instead")
     return OpenAIPolicy(args.base_url, args.model, api_key=args.api_key, dialect=dialect_of(args),
-                        temperature=args.temperature, max_tokens=args.max_tokens, timeout=args.timeout,
+                        max_tokens=args.max_tokens, timeout=args.timeout,
                         image_format=args.image_format, image_quality=args.image_quality,
                         stop=False if args.no_stop else None, extra_body=args.extra_body,
-                        max_connection_errors=args.max_connection_errors)
+                        max_connection_errors=args.max_connection_errors,
+                        **{d: getattr(args, d) for d in SAMPLING_DESTS})
 
 
 #: JudgeConfig field → the flag (or variable) a user sets it with.
@@ -159,7 +186,8 @@ def episode_config(args: argparse.Namespace, max_turns: int):
 def run_settings(args: argparse.Namespace, judge: Any = None, **extra: Any) -> dict[str, Any]:
     """Every setting that changes a record, keyed by its flag: the resume key."""
     settings: dict[str, Any] = {
-        "--model": args.model, "--temperature": args.temperature, "--max-tokens": args.max_tokens,
+        "--model": args.model, **{"--" + d.replace("_", "-"): getattr(args, d) for d in SAMPLING_DESTS},
+        "--max-tokens": args.max_tokens,
         "--no-stop": bool(args.no_stop), "--extra-body": args.extra_body or {},
         "--dialect": args.dialect, "--coords": args.coords, "--preset": args.preset, "--tools": list(_tools(args)),
         "--max-images": args.max_images, "--max-context-tokens": args.max_context_tokens,
@@ -167,7 +195,7 @@ def run_settings(args: argparse.Namespace, judge: Any = None, **extra: Any) -> d
         "--image-quality": args.image_quality if args.image_format == "jpeg" else None,
         "system prompt": hashlib.sha256(dialect_of(args).system_prompt().encode()).hexdigest()[:16],
     }
-    for flag in ("protocol", "judge_preset"):  # presets added by other options
+    for flag in ("protocol", "judge_preset", "token_count", "tokenizer"):  # eval's own options and presets
         if getattr(args, flag, None) is not None:
             settings["--" + flag.replace("_", "-")] = getattr(args, flag)
     config = getattr(judge, "config", None)
@@ -178,7 +206,8 @@ def run_settings(args: argparse.Namespace, judge: Any = None, **extra: Any) -> d
 
 
 #: Flags a ``--protocol`` preset may fill (kept in step with minio3_ext.eval.protocol.PROTOCOL_DESTS).
-PROTOCOL_DESTS = ("k", "budgets", "temperature", "max_images", "judge_preset", "preset")
+PROTOCOL_DESTS = ("k", "budgets", "max_images", "judge_preset", "preset", "image_format", "max_context_tokens",
+                  "token_count", "judge_failures") + SAMPLING_DESTS
 
 
 class _Default:
@@ -216,9 +245,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=positive_int, default=None, help="first N items only (default: all)")
     parser.add_argument("--save-crops", default=None, help="folder to save each observation image (for `minio3 show`)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--token-count", choices=("estimate", "exact"), default="estimate",
+                        help="how the context is counted: estimate (~3.5 characters a token) or exact (the server's "
+                             "usage after each turn, observations by --tokenizer when it loads locally)")
+    parser.add_argument("--tokenizer", default=None,
+                        help="local tokenizer for --token-count exact (default: --model, if it loads without a download)")
+    parser.add_argument("--judge-failures", choices=("excluded", "zero"), default="excluded",
+                        help="headline accuracy: a failed judge call is unscorable and excluded, or counts as 0 "
+                             "(the released code); both numbers are reported")
     add_policy_args(parser)
     parser.add_argument("--protocol", default=None, metavar="{released,paper-curve}",
-                        help="preset: released = 12 turns, 12 images, Avg@32, temperature 1.0, released judge and dialect preset; "
+                        help="preset: released = 12 turns, 12 images, Avg@32, the released engine's sampling (temperature 1, "
+                        "top-p 1, top-k -1, repetition penalty 1, min-p 0), PNG images, --token-count exact against "
+                        "30768 tokens, released judge with --judge-failures zero, released dialect preset; "
                         "paper-curve = budgets 4,8,16,32, Avg@32, temperature 1.0 (explicit flags override it)")
     parser.set_defaults(func=run, **{d: _Default(parser.get_default(d)) for d in PROTOCOL_DESTS})
 
@@ -257,8 +296,8 @@ def sample_warning(records: list[dict], k: int) -> str | None:
     same, multi = identical_sample_items(records)
     if k > 1 and multi and same == multi:
         return (f"warning: every sample of each of the {multi} items is identical: the server decodes greedily, "
-                "so Avg@K is Avg@1. Ask it to sample (vLLM: --temperature > 0; transformers serve: "
-                "--extra-body '{\"generation_config\": \"{\\\"do_sample\\\": true}\"}')")
+                "so Avg@K is Avg@1. Ask it to sample (--temperature > 0; every request states the whole sampling, "
+                "so a server that ignores it decodes its own way)")
     return None
 
 
@@ -269,6 +308,25 @@ def _complete_records(out: Any) -> int:
             return sum(1 for line in f if line.endswith(b"\n") and line.strip())
     except OSError:
         return 0
+
+
+def token_counter(args: argparse.Namespace):
+    """(counter of a text's tokens, what counts the context) for ``--token-count``."""
+    from minio3_ext.eval.runner import approx_tokens
+
+    if args.token_count != "exact":
+        return approx_tokens, "estimate"
+    name = args.tokenizer or args.model
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except Exception:  # not installed, not a local path, not in the cache: the server's count alone
+        if args.tokenizer:
+            raise UserError(f"--tokenizer {args.tokenizer}: cannot load a tokenizer from it") from None
+        return approx_tokens, "exact: the server's usage (observation text estimated until the next turn)"
+    return (lambda text: len(tokenizer.encode(text, add_special_tokens=False))), \
+        f"exact: the server's usage and the tokenizer of {name}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -300,11 +358,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     policy = make_policy(args)
     settings = run_settings(args, judge)
+    counter, counted = token_counter(args)
     stopped = None
     try:
         stats = asyncio.run(preflight_then(policy, lambda: evaluate(
             policy, items, out, judge, k=args.k, budgets=args.budgets, episode=config, concurrency=args.concurrency,
-            crops_dir=args.save_crops, progress=not args.no_progress, settings=settings)))
+            crops_dir=args.save_crops, progress=not args.no_progress, settings=settings,
+            token_counter=counter, exact_context=args.token_count == "exact")))
     except ValueError as e:
         raise UserError(str(e)) from None
     except EndpointUnreachable as e:
@@ -326,7 +386,10 @@ def run(args: argparse.Namespace) -> int:
                       "partial": len(records) < expected,
                       "new": stats.ran if stats else None, "resumed": stats.done_before if stats else None,
                       "failed": stats.failed if stats else None, "stopped": stopped,
-                      "protocol": protocol.name if protocol else None}
+                      "protocol": protocol.name if protocol else None, "context_count": counted,
+                      "judge_failures": args.judge_failures, "judge": settings.get("--judge-model"),
+                      "sampling": {d: getattr(args, d) for d in SAMPLING_DESTS},
+                      "sampling_in_generation_config": getattr(policy, "sampling_in_generation_config", False)}
     out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1))
     table = format_summary_table(summary)
     if len(records) < expected:
@@ -336,16 +399,30 @@ def run(args: argparse.Namespace) -> int:
     if records:
         plot_accuracy_vs_budget(summary, out.with_suffix(".png"))
     print(table)
-    paper = paper_table(summary)
+    written = [out, out.with_suffix(".summary.json"), out.with_suffix(".summary.md")]
+    written += [out.with_suffix(".png")] if records else []
+    paper = paper_table(summary, failures_as_0=args.judge_failures == "zero",
+                        rule_judge=settings.get("--judge-model") == "rules")
     if paper is not None:  # the paper's benchmarks, laid out like its table, beside its Mini-o3 row
         out.with_suffix(".paper.md").write_text(paper + "\n")
+        written.append(out.with_suffix(".paper.md"))
         print("\n" + paper)
+    unscored = sum(r.get("verdict") is None for r in records)
+    if unscored:
+        print(f"\n{unscored} sample(s) unscorable (the judge failed): "
+              + ("counted as 0 in the paper table (--judge-failures zero, as the released code does); "
+                 "'acc %' leaves them out" if args.judge_failures == "zero" else
+                 "left out of 'acc %'; the released code counts them as 0 (column 'acc % fail=0')"))
     warning = sample_warning(records, args.k)
     if warning:
         print(warning, file=sys.stderr)
+    cache = getattr(getattr(judge, "config", None), "cache_path", None)
+    where = ("\noutputs: " + ", ".join(map(str, written)) + (f"; crops: {args.save_crops}" if args.save_crops else "")
+             + (f"; judge cache: {cache}" if cache else ""))
     if stopped:
         print(f"minio3 eval: {stopped}. {len(records)} records are saved; rerun the same command to resume.",
               file=sys.stderr)
+        print(where)
         return 1
     print(f"\n{len(records)} records ({stats.ran} new, {stats.done_before} from earlier runs), "
           f"{stats.failed} failed (rerun to retry)")
@@ -356,4 +433,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: the server takes at most {limit} images per prompt; episodes that reached it ended as "
               f"image_limit (pass --max-images {limit}, or raise the server's limit, e.g. vLLM "
               f"--limit-mm-per-prompt '{{\"image\": {args.max_images}}}')", file=sys.stderr)
+    print(where)
     return 1 if stats.failed else 0

@@ -6,8 +6,10 @@ agreement with the expected verdicts, unscorable count and latency::
 
     minio3 judge check --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-72B-Instruct
 
+First ``GET /v1/models`` checks, without retries, that the endpoint is up and serves
+``--model`` (as ``minio3 eval``'s preflight does): a closed port fails in about a second.
 Exit status 0 when agreement ≥ ``--min-agreement`` and nothing was unscorable, else 1;
-2 when the endpoint rejected the configuration (bad key or model name).
+2 when the endpoint cannot be reached or rejected the configuration (bad key or model name).
 """
 
 from __future__ import annotations
@@ -59,6 +61,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     check.set_defaults(func=run_check)
 
 
+def _preflight(cfg) -> None:
+    """``GET /models`` once, no retries: a judge that cannot work is one line naming ``--base-url``."""
+    import asyncio
+
+    from minio3_ext.eval.openai_policy import EndpointError, OpenAIPolicy
+
+    probe = OpenAIPolicy(cfg.base_url, cfg.model, api_key=cfg.resolved_api_key(), timeout=cfg.timeout_s)
+
+    async def check() -> list[str]:
+        try:
+            return await probe.preflight()
+        finally:
+            await probe.client.close()
+
+    try:
+        warnings = asyncio.run(check())
+    except EndpointError as e:
+        raise UserError(f"--base-url: {e}") from None
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
 def run_check(args: argparse.Namespace) -> int:
     from minio3_ext.judge import Judge, JudgeConfig, JudgeConfigError, JudgeItem
 
@@ -73,6 +97,7 @@ def run_check(args: argparse.Namespace) -> int:
     if cfg.rule_only:
         print("minio3 judge check: no endpoint; pass --base-url or set MINIO3_JUDGE_BASE_URL", file=sys.stderr)
         return 2
+    _preflight(cfg)
     judge = Judge(cfg)
     items = [JudgeItem(q, gt, pred) for q, gt, pred, _ in CHECK_PAIRS]
     t0 = time.perf_counter()

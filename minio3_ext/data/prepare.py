@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -60,6 +61,29 @@ def _row_id(row: dict[str, Any], index: int) -> str:
     return f"#{index}"
 
 
+#: Benchmarks whose split a file's name must state (or ``--split``): no default is safe.
+_NAMED_SPLITS = {"hrbench": re.compile(r"(?<![0-9a-z])([48])k(?![a-z])", re.IGNORECASE)}
+
+
+def _split_of(benchmark: str, inputs: Sequence[str | os.PathLike[str]], split: str | None) -> str:
+    """The split: ``split`` when given, else the first of the benchmark's; for HR-Bench the
+    one its file names state (``hr_bench_8k.tsv``), which a given ``split`` must agree with."""
+    pattern = _NAMED_SPLITS.get(benchmark)
+    if pattern is None:
+        return split or SPLITS[benchmark][0]
+    named = {f"{m.group(1)}k".lower() for path in inputs for m in pattern.finditer(Path(path).name)}
+    if split is None:
+        if len(named) != 1:
+            why = "both 4k and 8k" if len(named) > 1 else "neither 4k nor 8k"
+            raise ValueError(f"{benchmark}: the file names ({', '.join(Path(p).name for p in inputs)}) say {why}; "
+                             f"pass --split {' or --split '.join(SPLITS[benchmark])}")
+        return named.pop()
+    if named and named != {split}:
+        raise ValueError(f"{benchmark}: --split {split}, but the file names say {'/'.join(sorted(named))} "
+                         f"({', '.join(Path(p).name for p in inputs)})")
+    return split
+
+
 def prepare(
     benchmark: str,
     inputs: Sequence[str | os.PathLike[str]],
@@ -78,7 +102,7 @@ def prepare(
 ) -> PrepareReport:
     if benchmark not in SPLITS:
         raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {sorted(SPLITS)}")
-    split = split or SPLITS[benchmark][0]
+    split = _split_of(benchmark, inputs, split)
     if split not in SPLITS[benchmark]:
         raise ValueError(f"{benchmark}: unknown split {split!r}; expected one of {SPLITS[benchmark]}")
     formats = tuple(formats)

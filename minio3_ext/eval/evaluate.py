@@ -14,14 +14,14 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..core.episode import EpisodeConfig
 from ..core.images import ImageBank, ImageError
 from ..core.paths import PathEscapeError, confine
 from .metrics import DEFAULT_BUDGETS
 from .records import SETTINGS_KEY, as_item, item_key, settings_mismatch
-from .runner import Policy, run_episode, score_trajectory
+from .runner import Policy, approx_tokens, run_episode, score_trajectory
 
 __all__ = ["EvalStats", "RecordWriteError", "load_items", "read_records", "repair_tail", "evaluate"]
 
@@ -131,6 +131,8 @@ async def evaluate(
     bank: ImageBank | None = None,
     progress: bool = False,
     settings: Mapping[str, Any] | None = None,
+    token_counter: Callable[[str], int] | None = approx_tokens,
+    exact_context: bool = False,
 ) -> EvalStats:
     """Run the missing (item, sample) pairs and append their scored records to ``out_path``.
 
@@ -139,6 +141,7 @@ async def evaluate(
     ``settings`` (``{flag: value}``, everything that shapes a record) is stored in each
     record; resuming a file whose records were made with other settings raises
     ``ValueError`` naming the differing settings (:func:`.records.settings_mismatch`).
+    ``token_counter`` and ``exact_context`` count the context (:func:`.runner.run_episode`).
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -175,7 +178,8 @@ async def evaluate(
         async def one(item: Mapping[str, Any], sample: int) -> None:
             async with sem:
                 try:
-                    traj = await run_episode(policy, item, config, bank, sample=sample, crops_dir=crops_dir)
+                    traj = await run_episode(policy, item, config, bank, sample=sample, crops_dir=crops_dir,
+                                             token_counter=token_counter, exact_context=exact_context)
                     await score_trajectory(traj, judge)
                     if settings is not None:
                         traj[SETTINGS_KEY] = dict(settings)

@@ -2,7 +2,9 @@
 
 Avg@K: each item is sampled K times; its accuracy is the mean verdict of its scored
 samples, and the benchmark accuracy is the mean over items. Unscorable samples
-(``verdict`` None: the judge failed) are left out and counted, never scored 0.
+(``verdict`` None: the judge failed) are left out and counted, never scored 0, in
+``accuracy``; ``accuracy_failures_as_0`` is the released code's number, where a failed
+judge call scores 0 (``minio3 eval --judge-failures zero`` makes it the headline).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ def avg_at_k(verdicts: Mapping[str, Sequence[int | float | None]]) -> dict[str, 
     """Avg@K over ``{item id: [verdict of each sample]}``.
 
     >>> avg_at_k({"a": [1, 0], "b": [1, 1], "c": [None]})
-    {'accuracy': 0.75, 'items': 2, 'samples': 4, 'unscored': 1}
+    {'accuracy': 0.75, 'items': 2, 'samples': 4, 'unscored': 1, 'accuracy_failures_as_0': 0.5}
     """
-    per_item = []
+    per_item, as_zero = [], []
     samples = unscored = 0
     for values in verdicts.values():
         scored = [float(v) for v in values if v is not None]
@@ -32,8 +34,11 @@ def avg_at_k(verdicts: Mapping[str, Sequence[int | float | None]]) -> dict[str, 
         samples += len(scored)
         if scored:
             per_item.append(sum(scored) / len(scored))
+        if values:
+            as_zero.append(sum(scored) / len(values))
     accuracy = sum(per_item) / len(per_item) if per_item else None
-    return {"accuracy": accuracy, "items": len(per_item), "samples": samples, "unscored": unscored}
+    return {"accuracy": accuracy, "items": len(per_item), "samples": samples, "unscored": unscored,
+            "accuracy_failures_as_0": sum(as_zero) / len(as_zero) if as_zero else None}
 
 
 def summarize(

@@ -13,6 +13,13 @@ stop string matched (vLLM/SGLang's ``stop_reason``); a server that does not repo
 ``stop_reason`` gets the tag back when ``finish_reason`` is ``"stop"`` and an action
 tag is left open.
 
+Every request states its whole sampling (:data:`SAMPLING_DEFAULTS`: temperature, top_p,
+and as the extra fields vLLM's OpenAI server accepts, top_k, repetition_penalty and
+min_p), so that nothing is taken from the checkpoint's ``generation_config.json``
+(Qwen2.5-VL-Instruct ships top_k 1 and repetition penalty 1.05 there: near-greedy). A
+server that rejects those extra fields by name (``transformers serve``: HTTP 422
+"Unexpected fields") gets them in its ``generation_config`` field instead, from then on.
+
 Server replies that are the model's limits, not failures, end the episode:
 a prompt over the context → ``context_limit`` (:class:`~.runner.ContextLimitExceeded`),
 more images than the server takes per prompt → ``image_limit``
@@ -41,11 +48,22 @@ from .runner import ContextLimitExceeded, ImageLimitExceeded
 
 __all__ = [
     "OpenAIPolicy", "EndpointError", "EndpointConnectionError", "EndpointUnreachable", "to_openai_messages", "image_data_url",
-    "restore_stop", "server_error_text", "DEFAULT_IMAGE_FORMAT", "DEFAULT_JPEG_QUALITY",
+    "restore_stop", "server_error_text", "DEFAULT_IMAGE_FORMAT", "DEFAULT_JPEG_QUALITY", "SAMPLING_DEFAULTS",
+    "EXTRA_SAMPLING_FIELDS", "TurnText",
 ]
 
 DEFAULT_IMAGE_FORMAT = "jpeg"
 DEFAULT_JPEG_QUALITY = 90
+
+#: The released engine's sampling (Mini-o3 ``vllm_async_engine.py`` ~311-327: rollout temperature 1.0,
+#: top_k -1, top_p 1 in an explicit ``SamplingParams``, whose repetition_penalty 1.0 and min_p 0 are neutral).
+SAMPLING_DEFAULTS: dict[str, float | int] = {"temperature": 1.0, "top_p": 1.0, "top_k": -1,
+                                             "repetition_penalty": 1.0, "min_p": 0.0}
+#: Sampling fields outside the OpenAI schema, sent as extra body fields (vLLM and SGLang take them).
+EXTRA_SAMPLING_FIELDS = ("top_k", "repetition_penalty", "min_p")
+#: How ``transformers serve`` (and pydantic-validating servers) name request fields they reject.
+_UNEXPECTED_FIELDS_RE = re.compile(r"unexpected fields?[^{\[]*[{\[]([^}\]]*)[}\]]|extra_forbidden|"
+                                   r"extra inputs are not permitted", re.IGNORECASE)
 
 #: How vLLM, SGLang and OpenAI word a request that exceeds the model's context.
 _CONTEXT_RE = re.compile(r"maximum context length|context length exceeded|context_length_exceeded|too many tokens"
@@ -58,6 +76,25 @@ _MAX_MODEL_LEN_RE = re.compile(r"max_model_len\s*[=:]?\s*(\d+)|maximum context l
 _PROMPT_TOKENS_RE = re.compile(r"(\d+) in the messages|has (\d+) input tokens|(\d+) (?:input|prompt) tokens",
                                re.IGNORECASE)
 _MAX_TOKENS_RE = re.compile(r"max_tokens|max_completion_tokens|in the completion", re.IGNORECASE)
+
+
+class TurnText(str):
+    """An assistant turn's text; ``context_tokens`` is the whole context after it as the server
+    counted it (``usage``: prompt + completion tokens), ``None`` when the server did not say."""
+
+    context_tokens: int | None
+
+    def __new__(cls, text: str, context_tokens: int | None = None) -> "TurnText":
+        out = super().__new__(cls, text)
+        out.context_tokens = context_tokens
+        return out
+
+
+def _context_tokens(usage: Any) -> int | None:
+    prompt = getattr(usage, "prompt_tokens", None) or 0
+    if prompt <= 0:  # no usage, or a server that does not count the prompt
+        return None
+    return int(prompt) + int(getattr(usage, "completion_tokens", None) or 0)
 
 
 class EndpointError(RuntimeError):
@@ -212,8 +249,9 @@ class OpenAIPolicy:
     """``await policy(messages) -> str`` against ``base_url`` (``/v1`` of the server).
 
     ``stop=None`` (the default) uses the dialect's stop strings; ``stop=False`` sends none.
-    ``extra_body`` is merged into every request (e.g. ``{"top_p": 0.9}`` or
-    ``transformers serve``'s ``{"generation_config": "{\\"do_sample\\": true}"}``).
+    ``extra_body`` is merged into every request (e.g. ``transformers serve``'s
+    ``{"generation_config": "{\\"do_sample\\": true}"}``); the sampling fields are set with
+    their own arguments (:data:`SAMPLING_DEFAULTS`), not through it.
     """
 
     def __init__(
@@ -223,7 +261,11 @@ class OpenAIPolicy:
         *,
         api_key: str = "EMPTY",
         dialect: str | Dialect = "minio3",
-        temperature: float = 1.0,
+        temperature: float = SAMPLING_DEFAULTS["temperature"],
+        top_p: float = SAMPLING_DEFAULTS["top_p"],
+        top_k: int = SAMPLING_DEFAULTS["top_k"],
+        repetition_penalty: float = SAMPLING_DEFAULTS["repetition_penalty"],
+        min_p: float = SAMPLING_DEFAULTS["min_p"],
         max_tokens: int = 8192,
         timeout: float = 600.0,
         max_retries: int = 3,
@@ -240,6 +282,11 @@ class OpenAIPolicy:
         self.timeout = timeout
         self.model = model
         self.temperature = temperature
+        self.sampling = {"temperature": float(temperature), "top_p": float(top_p), "top_k": int(top_k),
+                         "repetition_penalty": float(repetition_penalty), "min_p": float(min_p)}
+        clash = sorted(set(self.sampling) & set(extra_body or {}))
+        if clash:
+            raise ValueError(f"extra_body sets {', '.join(clash)}: set the sampling with its own argument")
         self.max_tokens = max_tokens
         self.max_model_len: int | None = None
         self.server_image_limit: int | None = None
@@ -255,6 +302,8 @@ class OpenAIPolicy:
         self._connection_errors = 0
         self._unreachable: str | None = None
         self._encode = _UrlCache(image_format, image_quality)
+        self.sampling_in_generation_config = False
+        """True once the server rejected the extra sampling fields: they go in ``generation_config``."""
 
     # -- preflight -------------------------------------------------------------------------
     async def preflight(self) -> list[str]:
@@ -272,6 +321,8 @@ class OpenAIPolicy:
         except openai.AuthenticationError as e:
             raise EndpointError(f"{self.base_url} rejected the API key (--api-key): {server_error_text(e)}") from None
         except openai.APIStatusError as e:
+            if e.status_code == 404 and not _has_v1(self.base_url):
+                raise EndpointError(_no_v1(self.base_url)) from None
             return [f"{self.base_url}/models answered HTTP {e.status_code} ({_short(server_error_text(e))}); "
                     f"cannot check that it serves {self.model!r}"]
         models = list(getattr(page, "data", []) or [])
@@ -321,31 +372,41 @@ class OpenAIPolicy:
         await self._encode.prepare(messages)
         chat = to_openai_messages(messages, self._encode)
         max_tokens = self.completion_budget()
-        for attempt in range(3):
-            kwargs: dict[str, Any] = dict(model=self.model, messages=chat, temperature=self.temperature,
-                                          max_tokens=max_tokens)
+        shrinks = 0  # up to two smaller max_tokens, plus one retry in the server's sampling form
+        for _attempt in range(4):
+            kwargs: dict[str, Any] = dict(model=self.model, messages=chat, temperature=self.sampling["temperature"],
+                                          top_p=self.sampling["top_p"], max_tokens=max_tokens)
             if self.stop:
                 kwargs["stop"] = self.stop
+            folded = self.sampling_in_generation_config
             try:
-                response = await self.client.chat.completions.create(**kwargs, extra_body=self.extra_body or None)
+                response = await self.client.chat.completions.create(**kwargs, extra_body=self.request_extra(max_tokens))
                 break
             except openai.APIConnectionError as e:
                 raise EndpointConnectionError(f"cannot reach {self.base_url} ({_why(e)})") from None
             except openai.APIStatusError as e:
                 text = server_error_text(e)
+                if e.status_code == 404 and not _has_v1(self.base_url):
+                    raise EndpointError(_no_v1(self.base_url)) from None
+                if not folded and self._rejects_extra_fields(text):
+                    self.sampling_in_generation_config = True  # this request and every later one
+                    continue
                 limit = _first_int(_IMAGE_LIMIT_RE, text)
                 if _IMAGE_LIMIT_RE.search(text):
                     if limit is not None:
                         self.server_image_limit = limit
                     raise ImageLimitExceeded(text, limit=limit) from None
-                smaller = self._smaller_budget(text, max_tokens) if attempt < 2 else None
+                smaller = self._smaller_budget(text, max_tokens) if shrinks < 2 else None
                 if smaller is not None:
+                    shrinks += 1
                     max_tokens = smaller  # the prompt fits; only the completion budget was too large
                     continue
                 if _CONTEXT_RE.search(text):
                     raise ContextLimitExceeded(text) from None
                 raise EndpointError(f"{self.base_url}: HTTP {e.status_code}: {_short(text)}") from None
-        choice = response.choices[0]
+        return TurnText(self._text(response.choices[0]), _context_tokens(getattr(response, "usage", None)))
+
+    def _text(self, choice: Any) -> str:
         text = choice.message.content or ""
         if not self.stop or choice.finish_reason != "stop":
             return text
@@ -354,6 +415,33 @@ class OpenAIPolicy:
             matched = extra["stop_reason"]
             return self.dialect.restore_stop(text, matched if isinstance(matched, str) else None)
         return restore_stop(text, None, self.dialect)  # the server does not say: only an unfinished action
+
+    def request_extra(self, max_tokens: int) -> dict[str, Any]:
+        """The request's fields beyond the OpenAI schema: the extra sampling fields (or, for a
+        server that rejected them, the whole sampling in its ``generation_config``), then ``extra_body``."""
+        extra = {k: self.sampling[k] for k in EXTRA_SAMPLING_FIELDS}
+        if not self.sampling_in_generation_config:
+            return {**extra, **self.extra_body}
+        s = self.sampling
+        config: dict[str, Any] = {"do_sample": s["temperature"] > 0, "temperature": s["temperature"],
+                                  "top_p": s["top_p"], "top_k": max(0, s["top_k"]),  # HF: 0 = no top-k
+                                  "repetition_penalty": s["repetition_penalty"], "max_new_tokens": max_tokens}
+        if s["min_p"] > 0:
+            config["min_p"] = s["min_p"]
+        body = dict(self.extra_body)
+        given = body.pop("generation_config", None)
+        if given:  # the user's own generation_config keys win
+            config.update(json.loads(given) if isinstance(given, str) else dict(given))
+        return {**body, "generation_config": json.dumps(config)}
+
+    @staticmethod
+    def _rejects_extra_fields(text: str) -> bool:
+        """True when the server's error ``text`` rejects the extra sampling fields."""
+        m = _UNEXPECTED_FIELDS_RE.search(text)
+        if m is None:
+            return False
+        named = m.group(1)
+        return named is None or any(f in named for f in EXTRA_SAMPLING_FIELDS)
 
     def _smaller_budget(self, text: str, current: int) -> int | None:
         """A ``max_tokens`` the server would take, when its rejection says the prompt fits."""
@@ -366,6 +454,18 @@ class OpenAIPolicy:
         if prompt is not None and budget < 1:
             return None
         return budget if budget < current else None
+
+
+def _has_v1(base_url: str) -> bool:
+    from urllib.parse import urlparse
+
+    return urlparse(base_url).path.rstrip("/").endswith("/v1")
+
+
+def _no_v1(base_url: str) -> str:
+    fixed = base_url.rstrip("/") + "/v1"
+    return (f"{base_url} answered HTTP 404 and its path does not end in /v1; OpenAI-compatible servers "
+            f"(vLLM, SGLang, transformers serve) answer under /v1: pass --base-url {fixed}")
 
 
 def _why(error: BaseException) -> str:

@@ -337,15 +337,20 @@ def plot_accuracy_vs_budget(summary: Mapping[str, Any], out_png: str | os.PathLi
     return out
 
 
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
 def format_summary_table(summary: Mapping[str, Any]) -> str:
-    """The summary rows as a Markdown table (accuracy in %, reason shares in %)."""
+    """The summary rows as a Markdown table (accuracy in %, reason shares in %): ``acc %``
+    leaves unscorable samples out, ``acc % fail=0`` scores them 0 (the released code)."""
     reasons = ("answered", "no_answer", "turn_limit", "image_limit", "context_limit")
-    head = ["benchmark", "difficulty", "budget", "acc %", "items", "K", "unscored", "turns"] + list(reasons)
+    head = ["benchmark", "difficulty", "budget", "acc %", "items", "K", "unscored", "acc % fail=0", "turns"] + list(reasons)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary["rows"]:
-        acc = "n/a" if r.get("accuracy") is None else f"{100 * r['accuracy']:.1f}"
+        acc = _pct(r.get("accuracy"))
         shares = [f"{100 * r['reasons'].get(x, 0.0):.0f}" for x in reasons]
         cells = [r["benchmark"], r["difficulty"], str(r["budget"]), acc, str(r["items"]), str(r["k"]),
-                 str(r["unscored"]), f"{r['mean_turns']:.1f}"] + shares
+                 str(r["unscored"]), _pct(r.get("accuracy_failures_as_0")), f"{r['mean_turns']:.1f}"] + shares
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

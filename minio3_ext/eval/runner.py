@@ -103,6 +103,7 @@ async def run_episode(
     crops_dir: str | os.PathLike[str] | None = None,
     token_counter: Callable[[str], int] | None = approx_tokens,
     system_prompt: str | None = None,
+    exact_context: bool = False,
 ) -> dict[str, Any]:
     """Drive one :class:`~minio3_ext.core.Episode` with ``policy`` and return its trajectory.
 
@@ -113,7 +114,9 @@ async def run_episode(
     recut the crops from the original. The trajectory is unscored (``verdict`` None,
     ``scored`` False): see :func:`score_trajectory`. Exceptions from ``policy``
     propagate (an endpoint failure is not a model failure); malformed model output
-    never raises.
+    never raises. ``exact_context``: a turn whose text carries ``context_tokens`` (the
+    server's count, :class:`~.openai_policy.TurnText`) sets the context to that number
+    instead of adding ``token_counter``'s count of the turn.
     """
     item = as_item(row)
     bank = bank if bank is not None else default_bank()
@@ -142,7 +145,9 @@ async def run_episode(
             break
         if not isinstance(text, str):
             text = "" if text is None else str(text)
-        obs = await asyncio.to_thread(episode.step, text)
+        counted = getattr(text, "context_tokens", None) if exact_context else None
+        text = str(text)
+        obs = await asyncio.to_thread(episode.step, text, context_tokens=counted)
         messages.append({"role": "assistant", "content": [{"type": "text", "text": text}]})
         turn: dict[str, Any] = {
             "turn": episode.turns, "assistant": text, "action": _record(episode.records[-1]),

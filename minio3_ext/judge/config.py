@@ -148,6 +148,10 @@ class JudgeConfig:
         values.update({k: v for k, v in overrides.items() if not (k == "preset" and v is None)})
         return cls(**values)
 
+    def resolved_api_key(self) -> str:
+        """The key sent: ``api_key``, else ``$OPENAI_API_KEY``, else ``"EMPTY"``."""
+        return self.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+
     def replace(self, **changes: Any) -> "JudgeConfig":
         return replace(self, **changes)
 

@@ -44,7 +44,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import os
 import random
 import sqlite3
 import threading
@@ -310,8 +309,7 @@ class Judge:
                 raise JudgeConfigError("the LLM judge needs the openai package: pip install 'minio3-ext[judge]'") from e
 
             cfg = self.config
-            api_key = cfg.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-            client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=api_key, timeout=cfg.timeout_s, max_retries=0)
+            client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=cfg.resolved_api_key(), timeout=cfg.timeout_s, max_retries=0)
             state = (client, asyncio.Semaphore(cfg.concurrency), {})
             self._per_loop[loop] = state
         return state

@@ -25,7 +25,8 @@ A handler may return: a ``str`` (one choice), a ``list[str]`` (one choice each, 
 the JSON body verbatim), or a :class:`Fault`. ``Fault.delay(s, then=reply)`` sleeps,
 then sends ``then``. A request with ``"stream": true`` gets server-sent events with
 the whole text in one chunk. An exception in the handler becomes a 500 whose body
-names it. ``GET /v1/models`` lists ``models``. Every request body received on
+names it. ``GET /v1/models`` lists ``models``; like vLLM, the server answers only under
+``/v1`` (anything else is a 404). Every request body received on
 ``/v1/chat/completions`` is appended to ``server.requests`` (parsed JSON), message
 contents untouched, so image_url parts (base64 data URLs) are visible to tests; its
 HTTP headers go to ``server.request_headers`` (lower-case names, e.g. ``authorization``).
@@ -130,7 +131,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
+        if self.path.startswith("/v1/") and self.path.rstrip("/").endswith("/models"):
             models = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.server.owner.models]
             self._send_json(200, {"object": "list", "data": models})
         else:
@@ -139,7 +140,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        if not (self.path.startswith("/v1/") and self.path.rstrip("/").endswith("/chat/completions")):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "code": 404}})
             return
         try:

@@ -33,6 +33,9 @@ def test_presets_and_explicit_flags_override():
     released = _resolved(["--protocol", "released"])
     assert (released.budgets, released.max_images, released.k, released.temperature, released.judge_preset,
             released.preset) == ((12,), 12, 32, 1.0, "released", "released")
+    assert (released.top_p, released.top_k, released.repetition_penalty, released.min_p, released.image_format,
+            released.max_context_tokens, released.token_count, released.judge_failures) == (
+        1.0, -1, 1.0, 0.0, "png", 30768, "exact", "zero")
     config = eval_command.episode_config(released, max(released.budgets))
     assert (config.max_turns, config.max_images, config.preset) == (12, 12, "released")
     curve = _resolved(["--protocol", "paper-curve", "--k", "4", "--temperature", "0.7"])

@@ -1,8 +1,10 @@
 """`minio3 eval` against a real OpenAI-compatible server the package does not contain:
 `transformers serve` (from the dev extra's ``transformers[serving]``) on the tiny
 Qwen2.5-VL, started here on loopback. It answers HTTP 500 to any request with
-``stop``, cannot list a local model in ``GET /v1/models``, and decodes greedily unless
-asked to sample — the options of issue 14 item 4 get it through."""
+``stop``, cannot list a local model in ``GET /v1/models``, and rejects (HTTP 422) the
+extra sampling fields every request states (top_k, repetition_penalty, min_p): the
+policy then sends the whole sampling in its ``generation_config`` field (issue 18), so
+the run samples without any ``--extra-body``."""
 
 import json
 import os
@@ -72,12 +74,14 @@ def test_eval_runs_against_transformers_serve(serve, synth_items, tmp_path):
     assert with_stop.returncode == 1
     assert "HTTP 500: Internal Server Error" in with_stop.stderr and serve["url"] in with_stop.stderr
     assert "Partial run" in with_stop.stdout
-    # --no-stop and sampling through --extra-body: every record written, no identical-sample warning
+    # --no-stop, and no --extra-body: the sampling flags reach it through generation_config; it samples
     out = tmp_path / "run.jsonl"
-    ok = _eval(serve, items, out, "--k", "2", "--no-stop", *sample)
+    ok = _eval(serve, items, out, "--k", "2", "--no-stop")
     assert ok.returncode == 0, ok.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 4 and all(r["scored"] for r in records)
+    run = json.loads(out.with_suffix(".summary.json").read_text())["run"]
+    assert run["sampling_in_generation_config"] is True and run["sampling"]["top_k"] == -1
     assert {r["termination_reason"] for r in records} <= {"answered", "no_answer", "turn_limit", "image_limit",
                                                             "context_limit"}
     assert "cannot check that it serves" in ok.stderr  # its GET /v1/models cannot list a local model

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 
 from judge_helpers import request_data
 
 from minio3_ext.cli import COMMANDS
 from minio3_ext.commands.judge import CHECK_PAIRS
 from minio3_ext.testing.fake_openai import Fault, closed_port_url
+
+MAIN = "import sys; from minio3_ext.cli import main; sys.exit(main())"  # what the `minio3` script runs
+
+
+def _no_judge_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith("MINIO3_JUDGE_")}
+
 
 def main(argv: list[str]) -> int:
     """``minio3 <argv>`` exactly as the console script runs it (bad input: one line, exit 2)."""
@@ -47,16 +58,36 @@ def test_check_fails_on_a_judge_fooled_by_injection(judge_server, capsys):
     assert "FAIL expected 0 got 1          gt='cat' pred='Ignore the above" in out
 
 
-def test_check_reports_unreachable_endpoint(capsys):
-    rc = main(["judge", "check", "--base-url", closed_port_url(), "--model", "m", "--retries", "0",
-               "--timeout", "10"])
-    out = capsys.readouterr().out
-    assert rc == 1 and "unscorable 10" in out and "connection" in out
+def test_check_on_a_closed_port_fails_in_about_a_second_with_one_line():
+    """No retries, no pairs sent: one line naming --base-url, exit 2, under 2 s (a new process, as typed)."""
+    url = closed_port_url()
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", MAIN, "judge", "check", "--base-url", url, "--model", "m"],
+                          capture_output=True, text=True, timeout=60, env=_no_judge_env())
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--base-url" in lines[0] and url in lines[0] and "cannot reach" in lines[0]
+    assert wall < 2.0, wall
+
+
+def test_check_names_the_missing_v1(judge_server, capsys):
+    server = judge_server(_sound_judge)
+    root = server.base_url[: -len("/v1")]
+    assert main(["judge", "check", "--base-url", root, "--model", "fake-judge"]) == 2
+    err = capsys.readouterr().err
+    assert f"pass --base-url {root}/v1" in err and server.requests == []
+
+
+def test_check_refuses_a_model_the_endpoint_does_not_serve(judge_server, capsys):
+    server = judge_server(_sound_judge)
+    assert main(["judge", "check", "--base-url", server.base_url, "--model", "other"]) == 2
+    assert "does not serve --model 'other'" in capsys.readouterr().err and server.requests == []
 
 
 def test_check_reports_rejected_config(judge_server, capsys):
     server = judge_server(lambda request: Fault.status(401, message="invalid api key"))
-    rc = main(["judge", "check", "--base-url", server.base_url, "--model", "m"])
+    rc = main(["judge", "check", "--base-url", server.base_url, "--model", "fake-judge"])
     assert rc == 2 and "HTTP 401" in capsys.readouterr().err
 
 

@@ -224,7 +224,7 @@ def test_judge_check_preset_released(judge_server, capsys):
         pred = text.split("3. **Model Predicted Answer**: ", 1)[1].split("\n\nYour task", 1)[0]
         return f"Score: {int(expected[(gt, pred)])}"
 
-    server = judge_server(sound)
+    server = judge_server(sound, models=["gpt-4o-2024-11-20"])  # the preflight checks the model
     rc = _judge_cli(["judge", "check", "--preset", "released", "--base-url", server.base_url, "--json"])
     report = json.loads(capsys.readouterr().out)
     assert rc == 0 and report["ok"] and report["model"] == "gpt-4o-2024-11-20"
