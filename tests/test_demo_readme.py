@@ -1,6 +1,6 @@
-"""The README's ``minio3 demo`` numbers come from the current code: a fresh default run
-(``minio3 demo``, ~5 minutes on 2 cores) is compared with every number the README's demo
-section reports for it — both tables, the per-seed sentence and the gains quoted after them."""
+"""The ``minio3 demo`` numbers of docs/demo.md come from the current code: a fresh default run
+(``minio3 demo``, ~5 minutes on 2 cores) is compared with every number docs/demo.md
+reports for it — both tables, the per-seed sentence and the gains quoted after them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 
 from minio3_ext.cli import main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "docs" / "demo.md"  # every demo number; the README quotes the stage B table and gains
 STAGE_B_ROWS = {"cold start (BC)": "sft", "masked GRPO": "masked", "plain GRPO": "plain"}
 
 
@@ -104,3 +105,14 @@ def test_readme_demo_numbers_equal_a_fresh_default_run(tmp_path):
     assert not mismatches(readme, run_numbers(metrics))
     acc = {name: metrics["eval"][name]["accuracy_by_budget"]["16"] for name in STAGE_B_ROWS.values()}
     assert acc["masked"] > max(acc["sft"], acc["plain"])  # "ending above both the cold start and plain GRPO"
+
+
+def test_readme_quotes_the_demo_numbers_of_docs_demo():
+    """The README's stage B table is docs/demo.md's, row for row, and its headline sentence quotes it."""
+    readme, doc = (ROOT / "README.md").read_text(), README.read_text()
+    assert _table(readme, "stage B: proxy policy") == _table(doc, "stage B: proxy policy")
+    _, rows = _table(doc, "stage B: proxy policy")
+    at = lambda label, budget: rows[label][[1, 2, 3, 4, 5, 8, 16].index(budget)]  # noqa: E731
+    quoted = re.search(r"\(([\d.]+) → ([\d.]+) from budget 3 to 16\)\s+while plain GRPO gains far less\s+"
+                       r"\(([\d.]+) → ([\d.]+)\)", readme)
+    assert quoted.groups() == (at("masked GRPO", 3), at("masked GRPO", 16), at("plain GRPO", 3), at("plain GRPO", 16))

@@ -78,4 +78,4 @@ def test_planning_formula_is_the_readme_number(monkeypatch):
     f = gpu_check.planning_formula(int(8.29e9), int(7.62e9), 12, args, values, 8, 0.45 * 80e9)
     assert f["weights_gb"] + f["grads_gb"] + f["optimizer_gb"] == pytest.approx(15.4, abs=0.05)
     assert f["total_gb"] == pytest.approx(60.6, abs=0.1)
-    assert "60.6 GB" in (ROOT / "README.md").read_text()
+    assert "60.6 GB" in (ROOT / "docs" / "trl.md").read_text()

@@ -1,8 +1,8 @@
-"""README code blocks that can run on CPU run as written (issue 14, item 13).
+"""README and docs code blocks that can run on CPU run as written (issue 14, item 13).
 
-- The TRL snippet is ``examples/trl_quickstart.py`` verbatim; the script is run.
+- The TRL snippet (docs/trl.md) is ``examples/trl_quickstart.py`` verbatim; the script is run.
 - The evaluation walk-through (synth → tiny model → ``transformers serve`` → eval →
-  show) is extracted from the README and run by bash in an empty folder. Only the
+  show, docs/evaluation.md) is extracted and run by bash in an empty folder. Only the
   port is changed (to a free one: other jobs may hold 8000), and the background server
   is stopped at the end.
 
@@ -18,13 +18,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
-BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, re.S)
+TEXTS = {name: (ROOT / name).read_text() for name in ("README.md", "docs/trl.md", "docs/evaluation.md")}
+BLOCKS = [block for text in TEXTS.values() for block in re.findall(r"```(\w*)\n(.*?)```", text, re.S)]
 
 
 def _block(lang, starts):
     found = [body for kind, body in BLOCKS if kind == lang and body.lstrip().startswith(starts)]
-    assert len(found) == 1, f"README has {len(found)} {lang} blocks starting with {starts!r}"
+    assert len(found) == 1, f"README + docs have {len(found)} {lang} blocks starting with {starts!r}"
     return found[0]
 
 

@@ -1,4 +1,4 @@
-"""The README's "Reproduce Mini-o3" section: every `minio3 …` command in it parses with
+"""docs/reproduce.md and the README's "The main job": every `minio3 …` command in it parses with
 the real CLI, every `hf` command with the installed Hugging Face CLI (``--help``: offline),
 every install line names real extras of the pinned versions, and every recipe file or
 script it names exists."""
@@ -21,10 +21,14 @@ from minio3_ext.cli import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _section() -> str:
+def _main_job() -> str:
     text = (ROOT / "README.md").read_text()
-    start = text.index("## Reproduce Mini-o3")
+    start = text.index("## The main job")
     return text[start:text.index("\n## ", start + 1)]
+
+
+def _section() -> str:
+    return (ROOT / "docs" / "reproduce.md").read_text() + "\n" + _main_job()
 
 
 def _lines(section: str) -> list[str]:
@@ -116,7 +120,7 @@ def test_install_lines_name_real_extras_and_pins():
 
 def test_cold_start_sft_freezes_the_vision_tower_on_both_frameworks():
     # the verl recipe freezes it (tests/verl/test_verl_sft.py trains through it); the README says so
-    text = (ROOT / "README.md").read_text()
+    text = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
     assert "model.external_lib=minio3_ext.verl.freeze_vision" in (ROOT / "recipes/verl/coldstart_sft.args").read_text()
     assert not re.search(r"not frozen|cannot freeze", text)
     sft = [line for line in _lines(_section()) if line.lstrip().startswith("# verl (")]

@@ -35,8 +35,8 @@ def _recipe_module():
 
 
 def _readme_flags() -> list[str]:
-    """The flags the README's reproduce command passes to the script."""
-    text = (RECIPE.parents[1] / "README.md").read_text().replace("\\\n", " ")
+    """The flags the reproduce command (docs/reproduce.md) passes to the script."""
+    text = (RECIPE.parents[1] / "docs" / "reproduce.md").read_text().replace("\\\n", " ")
     (line,) = [ln for ln in text.splitlines() if ln.startswith(f"bash recipes/trl/{SCRIPT.name} ")]
     return line.split()[2:]
 

@@ -104,12 +104,12 @@ def test_sft_launcher_honours_nodes_and_gpus(tmp_path):
     assert single[:3] == ["--standalone", "--nnodes=1", "--nproc_per_node=2"]
 
 
-def test_readme_verl_command_composes_in_main_ppo():
+def test_docs_verl_command_composes_in_main_ppo():
     import re
     import shlex
 
-    readme = (RECIPES.parents[1] / "README.md").read_text()
-    section = readme.split("## Use it from verl", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    doc = (RECIPES.parents[1] / "docs" / "verl.md").read_text()
+    section = doc.split("```bash", 1)[1].split("```", 1)[0]
     command = section.split("python -m verl.trainer.main_ppo", 1)[1].replace("\\\n", " ").split("...", 1)[0]
     command = re.sub(r"\$\(python -c 'import minio3_ext.verl as m; print\(m.config_path\(\"([\w.]+)\"\)\)'\)",
                      lambda m: str(mv.config_path(m.group(1))), command)
