@@ -1,4 +1,4 @@
-"""Image-path benchmarks on the framework-free core (SPEC 1.3).
+"""Image-path benchmarks on the framework-free core.
 
 - **P1** raw image bank memory: 16 rollouts of one 5200×3467 prompt sharing the
   bank vs one rollout holding its own decoded copy, and vs 16 decoded copies.

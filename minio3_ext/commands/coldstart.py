@@ -1,4 +1,4 @@
-"""``minio3 coldstart``: synthesise cold-start SFT trajectories (SPEC 4).
+"""``minio3 coldstart``: synthesise cold-start SFT trajectories.
 
 ::
 

@@ -2,7 +2,7 @@
 
 ::
 
-    # benchmark rows → <out>/<bench>_<split>.jsonl (eval items, SPEC 5 rows),
+    # benchmark rows → <out>/<bench>_<split>.jsonl (eval items: problem, images, solution, data_source rows),
     #   .verl.parquet (verl RL), .trl/ (TRL GRPO dataset), .report.json (bad rows)
     minio3 data convert visual_probe --input VisualProbe_Hard/val.json --split hard \\
         --image-root VisualProbe_Hard --out data/

@@ -1,4 +1,4 @@
-"""Typed actions and the two dialects (SPEC 1.1, 1.2, 1.2b).
+"""Typed actions and the two dialects.
 
 ``parse_action`` turns one assistant turn into :class:`Zoom`, :class:`ToolCall`,
 :class:`Answer` or :class:`Invalid`; it never raises. ``render_action`` is its

@@ -1,4 +1,4 @@
-"""Answer normalisation; extraction (the first answer tag) is the dialect's rule (SPEC 2)."""
+"""Answer normalisation; extraction (the first answer tag) is the dialect's rule."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Relative box → raw-pixel crop, with the released code's rules (SPEC 1.3)."""
+"""Relative box → raw-pixel crop, with the released code's rules."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one rule set of the conversation (SPEC 1.1, 1.2, 1.2b, 7).
+"""The one rule set of the conversation.
 
 A :class:`Dialect` owns every rule of what the model reads and writes: the action
 tags and stop strings, the answer rule, the system prompt (for the coordinate system
@@ -67,7 +67,7 @@ PRESETS: dict[str, dict[str, bool]] = {
 #: Where an image goes in any text the package builds (split by :meth:`Dialect.split_slots`).
 IMAGE_SLOT = "<image>"
 #: Answers longer than this are cut before judging: a verbose answer that drags the
-#: explanation along was judged wrong in a public port (SPEC 2, lessons).
+#: explanation along was judged wrong in a public port.
 MAX_ANSWER_CHARS = 300
 
 # -- tags and the regexes over them: the only copy in the package ------------------------

@@ -1,4 +1,4 @@
-"""One visual-search episode as a state machine (SPEC 1, 3).
+"""One visual-search episode as a state machine.
 
 Feed it the model's turns with :meth:`Episode.step` (text; the episode's dialect parses
 it) or :meth:`Episode.act` (an action a framework already parsed); it runs the tool on
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 TERMINATION_REASONS = ("answered", "no_answer", "turn_limit", "image_limit", "context_limit")
-#: Budget ran out while the policy was still acting (SPEC 3): masked by default.
+#: Budget ran out while the policy was still acting: masked by default.
 OVERTURN_REASONS = frozenset({"turn_limit", "image_limit", "context_limit"})
 
 
@@ -187,7 +187,7 @@ class Episode:
 
     @property
     def is_overturn(self) -> bool:
-        """True when the episode should leave the policy gradient (SPEC 3)."""
+        """True when the episode should leave the policy gradient."""
         return self.termination_reason in self.config.masked_reasons
 
     @property

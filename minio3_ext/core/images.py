@@ -1,4 +1,4 @@
-"""Image decoding, model-facing resize, and the shared raw-image bank (SPEC 1.3).
+"""Image decoding, model-facing resize, and the shared raw-image bank.
 
 The bank decodes each image once and hands the *same* raw ``PIL.Image`` to every
 rollout of a prompt; crops are always cut from that raw image. The model-facing first

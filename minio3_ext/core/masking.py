@@ -1,4 +1,4 @@
-"""Masked-GRPO advantage math (SPEC 3), vectorised numpy reference.
+"""Masked-GRPO advantage math, vectorised numpy reference.
 
 Over-turn trajectories are *excluded*: advantage 0 and no say in their group's
 baseline (unless ``include_masked_in_stats``, the released code's behaviour). With

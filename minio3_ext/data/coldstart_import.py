@@ -1,4 +1,4 @@
-"""Import the released cold-start data (``Mini-o3/Mini-o3-Coldstart-Dataset``, SPEC 4, 7)
+"""Import the released cold-start data (``Mini-o3/Mini-o3-Coldstart-Dataset``, ~6k multi-turn trajectories)
 as SFT data for verl and TRL: ``minio3 data import-coldstart --input FILE --out DIR``.
 
 Accepted inputs (local files; nothing is downloaded):
@@ -60,7 +60,7 @@ __all__ = ["ColdstartError", "StrictFailure", "ImportReport", "BadRow", "import_
 
 #: ShareGPT roles (the released LLaMA-Factory config's tags) → chat roles.
 ROLE_MAP = {"system": "system", "human": "user", "gpt": "assistant"}
-#: The paper's image pixel limits (SFT: 40k–2M; SPEC 4).
+#: The paper's image pixel limits (SFT: 40k–2M).
 PIXEL_RULES = ViewRules(min_pixels=40_000, max_pixels=2_000_000)
 #: The released data was recorded by the released loop: its edge-case rules (boxes
 #: clamped, ``observation_0`` = the original, any ``<grounding>`` makes a zoom) apply.

@@ -1,4 +1,4 @@
-"""Benchmark rows → one canonical problem row, validated (SPEC 5).
+"""Benchmark rows → one canonical problem row, validated.
 
 Supported inputs (local files only; row formats as published on each dataset card):
 
@@ -23,7 +23,7 @@ Supported inputs (local files only; row formats as published on each dataset car
 
 The released Mini-o3 data layout (what its README's RL command reads:
 ``VisualProbe_train/train.json``, ``VisualProbe_{Easy,Medium,Hard}/val.json``,
-``Vstar_Bench/val.json``, ``DeepEyes_train_4K/train.json``) is the SPEC 5 row
+``Vstar_Bench/val.json``, ``DeepEyes_train_4K/train.json``) is the problem row
 ``{"problem", "images", "solution", "data_source", …}`` for every benchmark:
 ``visual_probe``, ``vstar`` and ``deepeyes`` accept it. For VisualProbe the row's own
 ``data_source`` (``visual_probe_easy`` …) sets the difficulty.
@@ -76,11 +76,11 @@ class Problem:
 
     @property
     def problem(self) -> str:
-        """The prompt text with its single image slot first (SPEC 5 ``problem``)."""
+        """The prompt text with its single image slot first (the row's ``problem``)."""
         return "<image>\n" + self.question
 
     def row(self) -> dict[str, Any]:
-        """SPEC 5 row (also what ``minio3 eval --data`` reads)."""
+        """The problem row: ``problem``, ``images``, ``solution``, ``data_source`` (what ``minio3 eval`` reads)."""
         return {"doc_id": self.doc_id, "problem": self.problem, "images": [self.image], "solution": self.answer,
                 "data_source": self.data_source, "benchmark": self.benchmark, "difficulty": self.difficulty,
                 "extra": self.extra}
@@ -190,7 +190,7 @@ def _options(pairs: list[tuple[str, str]]) -> str:
 
 def _released_layout(row: Mapping[str, Any], i: int, ctx: ConvertContext, benchmark: str, source: str,
                      difficulty: str) -> Problem:
-    """A row of the released Mini-o3 data layout (SPEC 5): problem, images, solution, data_source."""
+    """A row of the released Mini-o3 data layout: problem, images, solution, data_source."""
     prefix = benchmark if benchmark != "visual_probe" else f"visual_probe_{difficulty}"
     doc_id = str(row.get("doc_id") if row.get("doc_id") is not None else f"{prefix}_{i}")
     question = _one_slot(_text(row.get("problem"), "problem"), allow_none=True)

@@ -14,7 +14,7 @@
 
 The zoom tool crops from ``extra_info.tools_kwargs.zoom.create_kwargs.image`` (the raw
 file), never from the copy verl resized for the prompt; ``max_pixels``/``min_pixels``
-make verl's first view match the episode's pixel budget (SPEC 1.3).
+make verl's first view match the episode's pixel budget.
 
 **TRL dataset** (``datasets.save_to_disk`` folder for ``GRPOTrainer`` with the
 minio3 zoom environment): the layout of :func:`minio3_ext.trl.data.grpo_rows` —

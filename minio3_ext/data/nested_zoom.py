@@ -24,7 +24,7 @@ Two layouts:
     rows[0]["depth"]          # 2 (zooms needed)
     oracle_boxes(rows[0])     # [(0.25, 0.25, 0.75, 0.75), (0.25, 0.25, 0.75, 0.75)]
 
-Rows follow the VisualProbe row format (SPEC 5) plus ``depth``, ``colour``,
+Rows follow the VisualProbe row format plus ``depth``, ``colour``,
 ``layout``, ``quadrants``, ``benchmark`` and ``difficulty`` (``d<depth>``). Everything
 is a pure function of ``(seed, index, ...)``: the same seed writes the same bytes
 (PNG). Only stdlib, Pillow and numpy are used.

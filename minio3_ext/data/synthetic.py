@@ -13,7 +13,7 @@ area), so at the model's pixel budget its character is hard to read without zoom
     rows[0]["solution"]  # "K"
     rows[0]["target_bbox"]  # [x0, y0, x1, y1] raw pixels, x1/y1 exclusive (PIL crop box)
 
-Rows follow the VisualProbe row format (SPEC 5) plus ``target_bbox``, ``width`` and
+Rows follow the VisualProbe row format plus ``target_bbox``, ``width`` and
 ``height``. Everything is a pure function of ``(seed, index, width, height)``: the
 same seed writes the same bytes. Only stdlib, Pillow and numpy are used.
 """
@@ -229,7 +229,7 @@ def question_for(scene: Scene) -> str:
 
 
 def make_row(scene: Scene, doc_id: str, image_relpath: str) -> dict:
-    """The JSONL row for ``scene`` (VisualProbe format, SPEC 5, plus target info)."""
+    """The JSONL row for ``scene`` (VisualProbe row format plus target info)."""
     return {
         "doc_id": doc_id,
         "problem": "<image>\n" + question_for(scene),

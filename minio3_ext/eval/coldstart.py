@@ -1,4 +1,4 @@
-"""Cold-start synthesis (SPEC 4): few-shot exemplar trajectories steer an existing VLM,
+"""Cold-start synthesis: few-shot exemplar trajectories steer an existing VLM,
 which solves training questions through the real environment; only trajectories the
 judge marks correct become SFT data.
 

@@ -1,4 +1,4 @@
-"""Avg@K accuracy and the per benchmark × difficulty × budget summary (SPEC 5).
+"""Avg@K accuracy and the per benchmark × difficulty × budget summary.
 
 Avg@K: each item is sampled K times; its accuracy is the mean verdict of its scored
 samples, and the benchmark accuracy is the mean over items. Unscorable samples

@@ -1,4 +1,4 @@
-"""Evaluation protocol presets and the paper-shaped comparison table (SPEC 5, 7).
+"""Evaluation protocol presets and the paper-shaped comparison table.
 
 ``minio3 eval --protocol NAME`` fills the run's settings from a preset; any flag given
 explicitly on the command line wins over the preset's value:
@@ -60,10 +60,10 @@ PAPER_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("VP easy", "visual_probe", "easy"), ("V*", "vstar_bench", "all"), ("HR-4K", "hr_bench_4k", "all"),
     ("HR-8K", "hr_bench_8k", "all"), ("MME-RW", "mme_realworld", "all"),
 )
-#: Mini-o3 (7B) in the paper's main table (SPEC 5), accuracy in %.
+#: Mini-o3 (7B) in the paper's main table, accuracy in %.
 PAPER_MINIO3: dict[str, float] = {"VP hard": 48.0, "VP medium": 50.4, "VP easy": 67.0, "V*": 88.2, "HR-4K": 77.5,
                                   "HR-8K": 73.3, "MME-RW": 65.5}
-#: K the paper averaged over per column (SPEC 5).
+#: K the paper averaged over per column.
 PAPER_K: dict[str, int] = {"VP hard": 32, "VP medium": 32, "VP easy": 32, "V*": 32, "HR-4K": 8, "HR-8K": 8,
                            "MME-RW": 1}
 

@@ -25,7 +25,7 @@
      "num_turns": int,
      "answer": str | None,          # content of <answer>, None when there is none
      "termination_reason": "answered" | "no_answer" | "turn_limit" | "image_limit" | "context_limit",
-     "is_overturn": bool,           # masked in training (SPEC 3)
+     "is_overturn": bool,           # masked in training
      "termination_detail": str | None,  # the server's words when it ended the episode
                                     # (context or per-prompt image limit)
      "settings": {flag: value},     # the run settings that shaped the record (resume key)
@@ -64,7 +64,7 @@ def benchmark_of(data_source: str) -> tuple[str, str]:
 
 
 def as_item(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Normalise an evaluation item, a dataset row (SPEC 5: doc_id, problem, images,
+    """Normalise an evaluation item, a dataset row (doc_id, problem, images,
     solution, data_source) or a verl parquet row into an item. Raises ``ValueError``
     naming the row and the missing key."""
     extra = row.get("extra_info") if isinstance(row.get("extra_info"), Mapping) else {}

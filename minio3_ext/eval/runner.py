@@ -199,8 +199,8 @@ def _save_crop(image: Image.Image, crops_dir: str | os.PathLike[str], item_id: s
 
 async def score_trajectory(trajectory: dict[str, Any], judge: Any) -> dict[str, Any]:
     """Set ``verdict`` with ``judge`` (a :class:`minio3_ext.judge.Judge` or anything with
-    the same ``async score(items) -> verdicts``). No answer scores 0 without a judge call
-    (SPEC 2); an unscorable judge result stays ``None`` and is never turned into 0."""
+    the same ``async score(items) -> verdicts``). No answer scores 0 without a judge call;
+    an unscorable judge result stays ``None`` and is never turned into 0."""
     if trajectory.get("answer") is None:
         trajectory["verdict"] = 0
     else:

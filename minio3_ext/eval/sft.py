@@ -1,4 +1,4 @@
-"""Trajectory records → multi-turn SFT conversations (cold-start data, SPEC 4).
+"""Trajectory records → multi-turn SFT conversations (cold-start data).
 
 A trajectory becomes: system prompt, ``<image>`` + question, then each assistant turn
 followed by its observation turn (``user`` in the minio3 dialect, ``tool`` in hermes),

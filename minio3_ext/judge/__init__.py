@@ -1,4 +1,4 @@
-"""LLM-judge reward (SPEC 2): OpenAI-compatible, fault-tolerant, deduplicated, cached,
+"""LLM-judge reward: OpenAI-compatible, fault-tolerant, deduplicated, cached,
 injection-hardened. Framework-free (standard library; ``openai`` imported lazily).
 
 Needs the ``openai`` package for LLM calls (``pip install minio3-ext[judge]``)::

@@ -6,7 +6,7 @@
 
 ``MaskedGRPOTrainer`` is a drop-in ``GRPOTrainer``: over-turn trajectories (turn,
 image or context budget exhausted while still acting) get advantage 0, stay out of
-their group's baseline, and contribute neither loss nor normaliser tokens (SPEC 3).
+their group's baseline, and contribute neither loss nor normaliser tokens.
 Importing this package imports TRL.
 """
 

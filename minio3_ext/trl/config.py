@@ -1,4 +1,4 @@
-"""``MaskedGRPOConfig``: TRL's ``GRPOConfig`` plus the Mini-o3 over-turn masking knobs (SPEC 3)."""
+"""``MaskedGRPOConfig``: TRL's ``GRPOConfig`` plus the Mini-o3 over-turn masking knobs."""
 
 from __future__ import annotations
 

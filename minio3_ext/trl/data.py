@@ -6,7 +6,7 @@
   ``target_bbox`` (the synthetic set): think, zoom onto the target with a margin, read
   the crop, answer. The crop is cut by a core :class:`~minio3_ext.core.Episode`, so it
   is exactly what the environment would return. The toy analogue of the paper's
-  few-shot trajectory synthesis (SPEC 4).
+  few-shot trajectory synthesis.
 """
 
 from __future__ import annotations

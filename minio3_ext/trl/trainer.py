@@ -1,4 +1,4 @@
-"""``MaskedGRPOTrainer``: TRL's ``GRPOTrainer`` with Mini-o3 over-turn masking (SPEC 3).
+"""``MaskedGRPOTrainer``: TRL's ``GRPOTrainer`` with Mini-o3 over-turn masking.
 
 Swap the estimator by changing the import and the two class names where they are used::
 

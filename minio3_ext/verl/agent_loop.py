@@ -1,5 +1,5 @@
 """``minio3_agent``: verl's ``ToolAgentLoop`` driven by a core :class:`~minio3_ext.core.Episode`
-(SPEC 1, 3).
+(the zoom loop, its budgets, and over-turn masking).
 
 Select it per row (``agent_name: minio3_agent``, what :func:`minio3_ext.verl.dataset.to_verl_row`
 writes) or with ``actor_rollout_ref.rollout.agent.default_agent_loop=minio3_agent``.
@@ -41,7 +41,7 @@ The output's ``extra_fields`` record ``termination_reason``, ``is_overturn``,
 ``masked``, ``unscorable``, ``turns``, ``zooms``, ``invalid_actions`` and ``answer``.
 Over-turn trajectories get an all-zero response mask, so ``masked_grpo`` and verl's
 loss aggregation leave them out. Guard against the looping that masking no longer
-punishes (SPEC 3): ``overturn_penalty: p`` keeps over-turn trajectories in the
+punishes: ``overturn_penalty: p`` keeps over-turn trajectories in the
 gradient with reward ``-p`` instead (``0`` = plain GRPO, the unmasked ablation). When a
 reward function is configured (``reward.custom_reward_function``), the loop scores
 in-loop, so that a trajectory the judge could not score is masked the same way

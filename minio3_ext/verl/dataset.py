@@ -1,4 +1,4 @@
-"""Dataset rows (SPEC 5: ``problem``, ``images``, ``solution``, ``data_source``, ``doc_id``)
+"""Dataset rows (the released Mini-o3 row format: ``problem``, ``images``, ``solution``, ``data_source``, ``doc_id``)
 → rows of verl's ``RLHFDataset`` for the ``minio3_agent`` loop, and parquet files."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def to_verl_row(
     agent_name: str = "minio3_agent",
     view: ViewRules = ViewRules(),
 ) -> dict[str, Any]:
-    """One verl row from a SPEC 5 row (layout: :mod:`minio3_ext.data.export`). The raw
+    """One verl row from a problem row (layout: :mod:`minio3_ext.data.export`). The raw
     image path travels in ``tools_kwargs`` so that crops come from the raw file;
     ``images`` carries the pixel budget for the model's first view (the ``minio3_agent``
     loop computes that view with the core's rules, and replaces the row's system prompt

@@ -1,4 +1,4 @@
-"""``masked_grpo``: GRPO that leaves over-turn trajectories out of the gradient (SPEC 3).
+"""``masked_grpo``: GRPO that leaves over-turn trajectories out of the gradient.
 
 verl hands a registered estimator only the token rewards, the ``response_mask``, the
 group ``index`` (uid) and the algorithm config. The agent loop zeroes the response

@@ -1,4 +1,4 @@
-"""Per-trajectory indicators under ``minio3/...`` keys (SPEC 3: log the masked share).
+"""Per-trajectory indicators under ``minio3/...`` keys, the masked share among them.
 
 The agent loop records the episode in ``extra_fields``; the reward function copies
 these indicators into its result dict, so verl's own reward-extra-info path carries

@@ -1,4 +1,4 @@
-"""verl reward function (SPEC 2): ``reward.custom_reward_function.path=pkg://minio3_ext.verl.reward``
+"""verl reward function: ``reward.custom_reward_function.path=pkg://minio3_ext.verl.reward``
 (``name=compute_score``, the default).
 
 The answer is the dialect's answer rule (:meth:`minio3_ext.core.dialect.Dialect.answer`:

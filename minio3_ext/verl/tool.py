@@ -1,4 +1,4 @@
-"""Registered image tools as verl ``BaseTool`` s (SPEC 1.2, 1.3).
+"""Registered image tools as verl ``BaseTool`` s.
 
 One class serves every tool registered with the core (built in, or by another package
 through the ``minio3_ext.tools`` entry point), by name::

@@ -1,4 +1,4 @@
-"""The core dialects as verl tool parsers (SPEC 1.1).
+"""The core dialects as verl tool parsers.
 
 ``actor_rollout_ref.rollout.multi_turn.format=minio3`` makes verl read a turn's action
 the way the core dialect does (:meth:`minio3_ext.core.dialect.Dialect.read_call`):

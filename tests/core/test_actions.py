@@ -1,4 +1,4 @@
-"""Action parsing and rendering in both dialects and all coordinate systems (SPEC 1.1-1.2b)."""
+"""Action parsing and rendering in both dialects and all coordinate systems."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Answer extraction for the reward (SPEC 2) and the prompt texts."""
+"""Answer extraction for the reward and the prompt texts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Relative box -> raw pixels -> crop (SPEC 1.3), single crops and chains through an Episode."""
+"""Relative box -> raw pixels -> crop, single crops and chains through an Episode."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The episode state machine: budgets, termination reasons, over-turn flag, record (SPEC 1, 3)."""
+"""The episode state machine: budgets, termination reasons, over-turn flag, record."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Decoding, model-facing resize, and the shared image bank (SPEC 1.3)."""
+"""Decoding, model-facing resize, and the shared image bank."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Masked-GRPO advantages (SPEC 3) against hand-computed values and a per-group loop."""
+"""Masked-GRPO advantages against hand-computed values and a per-group loop."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ def _jsonl(path):
     return [json.loads(line) for line in open(path)]
 
 
-# The released README's RL command: ${BASE_IMAGE_DIR}/<folder>/<file>, SPEC 5 rows.
+# The released README's RL command: ${BASE_IMAGE_DIR}/<folder>/<file>, rows problem / images / solution / data_source.
 RELEASED = {
     ("VisualProbe_train", "train.json"): ("visual_probe", "visual_probe_train"),
     ("VisualProbe_Easy", "val.json"): ("visual_probe", "visual_probe_easy"),

@@ -52,7 +52,7 @@ def test_verl_rlhf_dataset_reads_our_parquet(converted, processor):
     assert item["tools_kwargs"]["zoom"]["create_kwargs"]["image"] == rows[0]["images"][0]
     assert item["reward_model"]["ground_truth"] == rows[0]["solution"]
     assert item["data_source"] == "visual_probe_train" and item["agent_name"] == "minio3_agent"
-    # verl's first view follows our pixel budget (SPEC 1.3), not qwen_vl_utils' default
+    # verl's first view follows our pixel budget, not qwen_vl_utils' default
     assert (parts[0]["max_pixels"], parts[0]["min_pixels"]) == (2_000_000, 40_000)
 
 
