@@ -14,7 +14,7 @@ classes, with :data:`GPU_OVERRIDES` on top (no vLLM on that machine: TRL's trans
 generation; a short completion budget so the check ends in minutes). Rows are
 ``minio3 synth`` images at the default 4000x3000 (first view at the recipe's 2M-pixel cap),
 scored by the recipe's reward (rule judge). The JSON holds the peak GPU memory next to the
-planning formula of the YAML / README, and generation tokens/s.
+planning formula of the YAML / docs/trl.md, and generation tokens/s.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Masked GRPO with the zoom environment in TRL — the README's TRL snippet as a whole script.
+"""Masked GRPO with the zoom environment in TRL — the TRL snippet of docs/trl.md as a whole script.
 
     python examples/trl_quickstart.py            # CPU, offline, about a minute
 

@@ -1,7 +1,7 @@
 """``minio3 demo``: the quick setting end to end (structure of every output), and stage B on the real core.
 
 The learning goals (VLM accuracy, masked vs. plain past the training limit) are
-measured by ``minio3 demo`` and reported in the README; they are not asserted here.
+measured by ``minio3 demo`` and reported in docs/demo.md; they are not asserted here.
 """
 
 from __future__ import annotations

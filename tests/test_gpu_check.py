@@ -59,7 +59,7 @@ def test_gpu_check_tiny_mode_writes_the_json(tmp_path):
 
 def test_planning_formula_is_the_readme_number(monkeypatch):
     """With the 7B counts, 8 GPUs and vLLM at 45% of 80 GB, the check's formula gives the
-    README's / YAML's worst case: 15.4 GB shards + 36 GB vLLM + 9.2 GB pixels = 60.6 GB."""
+    docs/trl.md's / YAML's worst case: 15.4 GB shards + 36 GB vLLM + 9.2 GB pixels = 60.6 GB."""
     from PIL import Image
     from transformers import Qwen2VLImageProcessor
     from trl import ModelConfig, TrlParser

@@ -1,7 +1,7 @@
 """Run in a subprocess whose PYTHONPATH holds the pip-installed test plugin (``equalize``).
 
 ``python _plugin_rollout.py MODEL_DIR ROWS_JSONL OUT_JSON DIALECT``: builds a
-MaskedGRPOTrainer with ``EpisodeConfig(tools=("zoom", "equalize"))`` exactly as the README
+MaskedGRPOTrainer with ``EpisodeConfig(tools=("zoom", "equalize"))`` exactly as docs/trl.md
 says, runs one scripted step whose first rollout calls ``equalize``, and writes what the
 test checks as JSON.
 """

@@ -1,4 +1,4 @@
-"""``recipes/trl/sft_coldstart_qwen2_5_vl_7b.py`` as the README runs it: the released
+"""``recipes/trl/sft_coldstart_qwen2_5_vl_7b.py`` as docs/reproduce.md runs it: the released
 cold-start rows (built here in the HF parquet format) → `minio3 data import-coldstart`
 → TRL's SFTTrainer on the tiny offline Qwen2.5-VL, one optimizer step, loss on the
 assistant turns only."""
