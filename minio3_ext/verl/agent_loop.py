@@ -17,7 +17,10 @@ The dialect follows ``actor_rollout_ref.rollout.multi_turn.format``:
 Options of the agent-loop YAML entry (``config/agent_loop.yaml``), over the options of
 the image tools loaded from the tool YAML (a key set in both with different values is
 an error naming both): any :class:`~minio3_ext.core.EpisodeConfig`/crop/view key
-(``coords``, ``preset``, ``tools``, ``clamp``…), ``score_in_loop``,
+(``coords``, ``preset``, ``tools``, ``clamp``, ``view_min_side``…) except the three the
+rollout config sets — ``max_turns`` (``multi_turn.max_assistant_turns``), ``dialect``
+(``multi_turn.format``) and ``max_context_tokens`` (``context_budget`` or
+``rollout.response_length``), each refused with a line saying so — ``score_in_loop``,
 ``overturn_penalty``, ``max_turn_tokens`` and ``chat_template`` (a shipped template
 name or a path: the rollout renders turns with it; the hermes recipe sets the shipped
 tool-capable ``qwen2_5_vl_tools.jinja``, since Qwen2.5-VL's stock template renders tool
@@ -95,8 +98,14 @@ _BASE_KWARGS = frozenset({
     "trainer_config", "server_manager", "tokenizer", "processor", "dataset_cls", "data_config",
     "hf_model_type", "tools",
 })
-#: Tool-YAML options the loop does not take from the tools (its own format decides).
-_TOOL_ONLY = frozenset({"dialect", "tools"})
+#: The loop's own YAML keys besides the episode options (named in error messages).
+_LOOP_KEYS = frozenset({"score_in_loop", "overturn_penalty", "max_turn_tokens", "chat_template", "context_budget", "tools"})
+#: Episode options the loop decides itself, and where a user sets them instead.
+_SET_BY = {
+    "max_turns": "actor_rollout_ref.rollout.multi_turn.max_assistant_turns",
+    "dialect": "actor_rollout_ref.rollout.multi_turn.format",
+    "max_context_tokens": "context_budget (this YAML) or actor_rollout_ref.rollout.response_length",
+}
 
 _views: OrderedDict[tuple, Image.Image] = OrderedDict()
 _views_lock = threading.Lock()
@@ -166,13 +175,13 @@ class MiniO3AgentLoop(ToolAgentLoop):
             raise ValueError(f"{NAME}: actor_rollout_ref.rollout.multi_turn.format={self.tool_parser_name!r} is not a "
                              f"dialect of this loop; use one of {sorted(FORMATS)}")
         dialect, preset = FORMATS[self.tool_parser_name]
-        merged, tools = self._tool_options(options)
+        merged, tools = self._tool_options(options, dialect)
         merged.setdefault("preset", preset)
         if not isinstance(max_turn_tokens, int) or max_turn_tokens < 1:
             raise ValueError(f"{where}: max_turn_tokens must be a positive integer, got {max_turn_tokens!r}")
         self.max_turn_tokens = max_turn_tokens
         self.episode_config: EpisodeConfig = episode_config(
-            merged, where=where, dialect=dialect, tools=tools,
+            merged, where=where, set_by=_SET_BY, ignore=_LOOP_KEYS, dialect=dialect, tools=tools,
             max_turns=self.max_assistant_turns or EpisodeConfig.max_turns,
             # verl's own budget: response tokens (model output + observations); or the whole context
             max_context_tokens=context_budget or self.response_length,
@@ -196,24 +205,34 @@ class MiniO3AgentLoop(ToolAgentLoop):
         self.episode: Episode | None = None
         self._pending: Observation | None = None
 
-    def _tool_options(self, options: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
-        """The loop's episode options over the tool YAML's, and the tools to enable."""
+    def _tool_options(self, options: dict[str, Any], dialect: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The loop's episode options over the tool YAML's, and the tools to enable (the
+        YAMLs' ``tools`` lists and every tool the tool YAML names). A tool YAML
+        ``dialect`` must be the one ``multi_turn.format`` speaks."""
         others = sorted(name for name, t in self.tools.items() if not isinstance(t, ImageToolAdapter))
         if others:
             raise ValueError(f"{NAME}: tool(s) {others} in multi_turn.tool_config_path are not image tools; list "
                              "registered image tools with minio3_ext.verl.tool.ImageToolAdapter (config: {tool: NAME})")
         merged = dict(options)
         origin = {k: "the agent-loop YAML" for k in options}
+        listed = list(merged.pop("tools", None) or ())
         for name, t in self.tools.items():
             for k, v in t.options.items():
-                if k in _TOOL_ONLY:
+                if k == "tools":
+                    listed.extend(v)
+                    continue
+                if k == "dialect":
+                    if v != dialect:
+                        raise ValueError(f"{NAME}: option 'dialect' is {v!r} in the tool YAML entry of {name!r} but "
+                                         f"actor_rollout_ref.rollout.multi_turn.format={self.tool_parser_name!r} "
+                                         f"speaks {dialect!r}; remove it or set it to {dialect!r}")
                     continue
                 if k in merged and merged[k] != v:
                     raise ValueError(f"{NAME}: option {k!r} is {merged[k]!r} in {origin[k]} but {v!r} in the "
                                      f"tool YAML entry of {name!r}; set it to one value")
                 merged.setdefault(k, v)
                 origin.setdefault(k, f"the tool YAML entry of {name!r}")
-        tools = tuple(dict.fromkeys([*(t.tool_name for t in self.tools.values()), *(merged.pop("tools", None) or ())]))
+        tools = tuple(dict.fromkeys([*(t.tool_name for t in self.tools.values()), *listed]))
         return merged, tools
 
     # -- verl's entry point --------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -252,3 +253,45 @@ def test_a_final_turn_that_does_not_fit_ends_as_context_limit_unscored(
     assert out.batch["rm_scores"].sum().item() == 0.0 and list(out.non_tensor_batch["judged"]) == [0.0]
     trained = worker.tokenizer.decode(out.batch["responses"][0][out.batch["attention_mask"][0, -300:].bool()])
     assert "<answer>" not in trained
+
+
+@pytest.fixture(scope="module")
+def minio3_cfg(tiny_qwen_dir):
+    return _config(tiny_qwen_dir, "minio3")
+
+
+@pytest.mark.parametrize("where, line, message", [
+    # each used to be accepted and silently replaced by the rollout config's value
+    ("loop", "max_turns: 4", r"'max_turns' cannot be set here, it is taken from actor_rollout_ref.rollout.multi_turn.max_assistant_turns"),
+    ("loop", "dialect: hermes", r"'dialect' cannot be set here, it is taken from actor_rollout_ref.rollout.multi_turn.format"),
+    ("loop", "max_context_tokens: 1000", r"'max_context_tokens' cannot be set here, it is taken from context_budget"),
+    # used to reach the crop rules only
+    ("loop", "min_side: 56", r"'min_side' is ambiguous; use 'crop_min_side'"),
+    # the tool YAML's dialect used to be dropped by the loop
+    ("tool", "dialect: hermes", r"'dialect' is 'hermes' in the tool YAML entry of 'zoom' but .*format='minio3' speaks 'minio3'"),
+])
+def test_a_yaml_option_the_loop_would_replace_is_refused_in_one_line(
+    where, line, message, minio3_cfg, synthetic_rows, tmp_path, scripted_server, monkeypatch
+):
+    import copy
+
+    monkeypatch.setitem(_agent_loop_registry, "minio3_agent", _agent_loop_registry["minio3_agent"])
+    cfg = copy.deepcopy(minio3_cfg)
+    multi_turn, agent = cfg.actor_rollout_ref.rollout.multi_turn, cfg.actor_rollout_ref.rollout.agent
+    if where == "loop":
+        path = tmp_path / "agent_loop.yaml"
+        path.write_text(mv.config_path("agent_loop.yaml").read_text() + f"  {line}\n")
+        agent.agent_loop_config_path = str(path)
+    else:
+        path = tmp_path / "zoom_tool.yaml"
+        path.write_text(mv.config_path("zoom_tool.yaml").read_text() + f"      {line}\n")
+        multi_turn.tool_config_path = str(path)
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    worker.llm_client = scripted_server(worker.tokenizer, _scripts("minio3", "x"))
+    batch = _batch(cfg, worker, synthetic_rows[:1], tmp_path, "minio3", cases=["answers"])
+    with pytest.raises(Exception) as e:  # hydra.utils.instantiate wraps the loop's error
+        asyncio.run(worker.generate_sequences(batch))
+    error = e.value if isinstance(e.value, ValueError) else e.value.__cause__
+    assert isinstance(error, ValueError) and re.search(message, str(error)) and "\n" not in str(error)
+    if where == "loop":
+        assert "valid keys: [" in str(error) and "'score_in_loop'" in str(error) and "'view_min_side'" in str(error)
