@@ -32,11 +32,6 @@ class MaskedGRPOConfig(GRPOConfig):
         metadata={"help": "Assistant turns per trajectory (paper: 6 at training). A trajectory still calling a tool "
                   "at its last turn ends in `turn_limit`."},
     )
-    max_images: int = field(
-        default=32,
-        metadata={"help": "Images per trajectory, the original included. Give the zoom environment the same value "
-                  "(EpisodeConfig.max_images); the trainer checks they agree."},
-    )
     mask_overturn: bool = field(
         default=True,
         metadata={"help": "Leave trajectories whose termination reason is in `masked_reasons` out of the policy "
@@ -76,8 +71,6 @@ class MaskedGRPOConfig(GRPOConfig):
     def __post_init__(self):
         if self.max_turns < 1:
             raise ValueError(f"MaskedGRPOConfig.max_turns must be >= 1, got {self.max_turns}")
-        if self.max_images < 1:
-            raise ValueError(f"MaskedGRPOConfig.max_images must be >= 1, got {self.max_images}")
         unknown = sorted(set(self.masked_reasons) - set(TERMINATION_REASONS))
         if unknown:
             raise ValueError(f"MaskedGRPOConfig.masked_reasons: unknown reasons {unknown}; expected from {list(TERMINATION_REASONS)}")

@@ -33,6 +33,8 @@ from minio3_ext.trl import (
 class RecipeArguments:
     train_data: str = field(metadata={"help": "Rows JSONL (doc_id, problem, images, solution, data_source) or a "
                                               "datasets.save_to_disk folder in the grpo_rows layout."})
+    max_images: int = field(default=32, metadata={"help": "Images per trajectory, the original included (the zoom "
+                                                          "environment's EpisodeConfig.max_images)."})
     view_max_pixels: int = field(default=2_000_000, metadata={"help": "Pixel budget of every image the model sees."})
     view_min_pixels: int = field(default=40_000, metadata={"help": "Smaller images are enlarged to this area."})
     image_bank_gib: float = field(default=8.0, metadata={"help": "Raw-image cache per process (decode once, share)."})
@@ -64,7 +66,7 @@ def main() -> None:
     if recipe.freeze_vision_tower:
         for p in model.model.visual.parameters():
             p.requires_grad_(False)
-    episode = EpisodeConfig(max_turns=args.max_turns, max_images=args.max_images, dialect=recipe.dialect,
+    episode = EpisodeConfig(max_turns=args.max_turns, max_images=recipe.max_images, dialect=recipe.dialect,
                             max_context_tokens=None, view=view)  # TRL's max_completion_length is the context cap
     bank = ImageBank(max_bytes=int(recipe.image_bank_gib * (1 << 30)), view_rules=view)
     reward_funcs = [AccuracyReward(Judge(JudgeConfig.from_env()))]

@@ -40,7 +40,7 @@ def test_released_flags_parse_into_the_released_settings(monkeypatch):
                                       "--bf16", "false", "--use_cpu", "true", "--use_vllm", "false"])
     recipe, args, _ = TrlParser((module.RecipeArguments, MaskedGRPOConfig, ModelConfig)).parse_args_and_config()
     assert args.include_masked_in_stats and args.mask_overturn
-    assert (args.loss_type, args.max_images, recipe.dialect) == ("grpo", 12, "minio3")
+    assert (args.loss_type, recipe.max_images, recipe.dialect) == ("grpo", 12, "minio3")
     assert (args.max_turns, args.num_generations, args.learning_rate) == (6, 16, 1e-6)  # the rest: the recipe's
 
 
