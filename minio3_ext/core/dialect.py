@@ -245,10 +245,6 @@ class Dialect:
         """The turn thinks inside ``<think>…</think>``."""
         return _THINK_RE.search(text or "") is not None
 
-    def has_action(self, text: str) -> bool:
-        """The turn holds an action tag (answer, zoom or tool call) at all."""
-        return not (isinstance(action := self.parse(text), Invalid) and not action.attempted)
-
     def parse(
         self,
         text: Any,
