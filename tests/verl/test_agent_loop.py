@@ -295,3 +295,20 @@ def test_a_yaml_option_the_loop_would_replace_is_refused_in_one_line(
     assert isinstance(error, ValueError) and re.search(message, str(error)) and "\n" not in str(error)
     if where == "loop":
         assert "valid keys: [" in str(error) and "'score_in_loop'" in str(error) and "'view_min_side'" in str(error)
+
+
+def test_a_tool_yaml_tools_list_reaches_the_loops_episode(minio3_cfg, synthetic_rows, tmp_path, scripted_server):
+    # the loop used to drop the tool YAML's `tools` (it reached verl's stock loop only)
+    import copy
+
+    cfg = copy.deepcopy(minio3_cfg)
+    path = tmp_path / "zoom_tool.yaml"
+    path.write_text(mv.config_path("zoom_tool.yaml").read_text() + "      tools: [zoom, rotate]\n")
+    cfg.actor_rollout_ref.rollout.multi_turn.tool_config_path = str(path)
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    row = synthetic_rows[0]
+    server = scripted_server(worker.tokenizer, {"answers": [f"<answer>{row['solution']}</answer>{IM_END}"]})
+    worker.llm_client = server
+    asyncio.run(worker.generate_sequences(_batch(cfg, worker, [row], tmp_path, "minio3", cases=["answers"])))
+    prompt = get_dialect("minio3", tools=("zoom", "rotate")).system_prompt()
+    assert "- rotate:" in prompt and server.calls["answers"][0]["context"].startswith("<|im_start|>system\n" + prompt)
