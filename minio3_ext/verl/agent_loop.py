@@ -28,9 +28,9 @@ turns as ``<|im_start|>tool`` without ``<tool_response>`` and ignores the tool s
 (:class:`~minio3_ext.verl.tool.ImageToolAdapter`) is enabled in the episode and named
 in the system prompt.
 
-Each assistant turn is read by a parser built from the dialect
-(:func:`~minio3_ext.verl.tool_parser.parser_for`); the arguments it parsed go to
-:meth:`Episode.act` as they are. The episode crops from the raw image and decides when
+Each assistant turn is decoded once and read once, by the episode
+(:class:`~minio3_ext.verl.tool_parser.TurnReader` in verl's parser slot); the action
+goes to :meth:`Episode.act` as it is. The episode crops from the raw image and decides when
 the trajectory ends and why. The model's first view is the core's (EXIF ignored, sides
 snapped to 28 inside the row's pixel limits), shared by every rollout of a prompt, so
 that any processor's ``smart_resize`` leaves it unchanged.
@@ -79,7 +79,7 @@ from minio3_ext.core.images import resize_for_model
 from . import tool_parser
 from .options import episode_config
 from .reward import call_reward_fn
-from .tool import SESSION_ATTR, ImageToolAdapter
+from .tool import ImageToolAdapter
 
 __all__ = ["MiniO3AgentLoop", "NAME", "FORMATS", "first_view", "read_template"]
 
@@ -188,8 +188,8 @@ class MiniO3AgentLoop(ToolAgentLoop):
         )
         rules = self.episode_config.rules
         self.dialect = rules.name
-        # the loop and the core read every turn alike, whatever parser ``format`` names
-        self.tool_parser = tool_parser.parser_for(rules, self.tokenizer)
+        # whatever parser ``format`` names: one decode and the episode's one read per turn
+        self.tool_parser = tool_parser.TurnReader(self.tokenizer, lambda text: self.episode.parse(text))
         # the system turn's tool block: the dialect's schemas (hermes), none for minio3
         self.tool_schemas = rules.tool_schemas() if rules.observation_role == "tool" else None
         if context_budget is not None and context_budget < 1:
@@ -285,7 +285,6 @@ class MiniO3AgentLoop(ToolAgentLoop):
         except ImageError as e:
             raise ValueError(f"{NAME}: {self._row_name()}: {e}") from e
         self.episode = Episode(raw, self.episode_config, first_view=view)
-        setattr(agent_data, SESSION_ATTR, self.episode)
         return state
 
     async def _handle_generating_state(
@@ -294,22 +293,19 @@ class MiniO3AgentLoop(ToolAgentLoop):
         episode = self.episode
         budget = self.response_length - len(agent_data.response_mask)
         sampling_params = {**sampling_params, "max_tokens": min(self.max_turn_tokens, budget)}
-        agent_data.tool_calls = []  # verl returns before parsing when its own caps are hit
         state = await super()._handle_generating_state(agent_data, sampling_params, ignore_termination)
         if len(agent_data.response_ids) >= budget:
             # the turn ran into the response budget: what it says past the cut is not trained on,
             # so it is not read (no answer, no action) and the trajectory ends as context_limit
             episode.act(Invalid("the turn did not fit in the response budget", attempted=False),
                         context_tokens=self.episode_config.max_context_tokens)
-            agent_data.tool_calls = []
             return AgentState.TERMINATED
-        text = self.tokenizer.decode(agent_data.response_ids)  # what the parser read
-        action = tool_parser.action_of_turn(episode, text, agent_data.tool_calls)
+        # read in verl's parser call, or here when verl returned before parsing (its own caps)
+        text, action = self.tool_parser.read_turn(agent_data.response_ids)
         # the whole context (prompt_ids holds prompt + responses, image tokens expanded) or the responses
         used = len(agent_data.prompt_ids) if self.context_budget else len(agent_data.response_mask)
         obs = episode.act(action, context_tokens=used, text=text)
         if obs is None:
-            agent_data.tool_calls = []
             return AgentState.TERMINATED
         if state == AgentState.TERMINATED and self._verl_budget_spent(agent_data):
             episode.terminate("turn_limit")  # verl's user-turn cap, which the episode does not track
@@ -328,9 +324,6 @@ class MiniO3AgentLoop(ToolAgentLoop):
             {"type": "text", "text": p} if isinstance(p, str) else {"type": "image", "image": p} for p in parts
         ]
         message: dict[str, Any] = {"role": rules.observation_role, "content": content}
-        call_id = agent_data.tool_calls[0].tool_call_id if agent_data.tool_calls else None
-        if rules.observation_role == "tool" and call_id is not None:
-            message["tool_call_id"] = call_id
         previous = list(agent_data.messages)
         agent_data.messages.append(message)
         merged, response_mask, logprobs = await self.ct_merge_context_msg(

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -312,3 +313,47 @@ def test_a_tool_yaml_tools_list_reaches_the_loops_episode(minio3_cfg, synthetic_
     asyncio.run(worker.generate_sequences(_batch(cfg, worker, [row], tmp_path, "minio3", cases=["answers"])))
     prompt = get_dialect("minio3", tools=("zoom", "rotate")).system_prompt()
     assert "- rotate:" in prompt and server.calls["answers"][0]["context"].startswith("<|im_start|>system\n" + prompt)
+
+
+@pytest.mark.parametrize("dialect", ["minio3", "hermes"])
+def test_each_turn_is_decoded_once_and_read_once_by_the_core(
+    dialect, tiny_qwen_dir, synthetic_rows, tmp_path, scripted_server, monkeypatch
+):
+    """Issue 20: a turn used to be decoded twice (verl's parser call, then the loop) and
+    read twice (``read_call``, then ``parse_call`` of the arguments JSON-encoded for verl
+    and decoded back, or ``parse`` again). Now one decode and one
+    :meth:`Dialect.parse` per assistant turn, the turn verl does not parse (its turn cap,
+    the ``loops`` case) included."""
+    from minio3_ext.core.dialect import Dialect
+
+    reads = []
+    for name in ("parse", "read_call"):  # the core's entry points that read a turn's text
+        def spy(self, text, *a, _real=getattr(Dialect, name), _name=name, **kw):
+            reads.append((_name, text))
+            return _real(self, text, *a, **kw)
+        monkeypatch.setattr(Dialect, name, spy)
+    cfg = _config(tiny_qwen_dir, dialect)
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    rows = synthetic_rows[:3]
+    server = scripted_server(worker.tokenizer, _scripts(dialect, rows[0]["solution"]))
+    generated = []
+    real_generate = server.generate
+
+    async def generate(*args, **kwargs):
+        out = await real_generate(*args, **kwargs)
+        generated.append(list(out.token_ids))
+        return out
+    server.generate = generate
+    decoded = []
+    real_decode = worker.tokenizer.decode
+    monkeypatch.setattr(worker.tokenizer, "decode", lambda ids, *a, **kw: (decoded.append(list(ids)), real_decode(ids, *a, **kw))[1])
+    worker.llm_client = server
+    out = asyncio.run(worker.generate_sequences(_batch(cfg, worker, rows, tmp_path, dialect)))
+
+    turns = sum(int(t) for t in out.non_tensor_batch["turns"])
+    assert turns == len(generated) == 3 + MAX_TURNS + 3
+    assert [name for name, _ in reads] == ["parse"] * turns
+    assert sorted(text for _, text in reads) == sorted(real_decode(ids) for ids in generated)
+    # each generated turn decoded once (a script may repeat a turn; the reward decodes whole responses)
+    times = Counter(map(tuple, decoded))
+    assert {ids: times[ids] for ids in Counter(map(tuple, generated))} == Counter(map(tuple, generated))
