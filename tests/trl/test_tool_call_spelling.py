@@ -65,3 +65,21 @@ def test_the_template_and_the_dialect_spell_a_tool_call_alike(dialect, name, arg
         assert rendered.startswith("<grounding>{")
     else:
         assert rendered.startswith("<tool_call>\n{") and rendered.endswith("}\n</tool_call>")
+
+
+@pytest.mark.parametrize("name, arguments", CALLS, ids=[c[0] for c in CALLS])
+def test_the_verl_hermes_template_spells_a_tool_call_alike(name, arguments, processors):
+    """The tool-capable template the verl hermes recipe sets (``qwen2_5_vl_tools.jinja``)
+    writes a listed call the same way, on a new line after the text."""
+    from pathlib import Path
+
+    import minio3_ext
+
+    template = (Path(minio3_ext.__file__).parent / "verl" / "config" / "qwen2_5_vl_tools.jinja").read_text(encoding="utf-8")
+    processor, d = processors["hermes"]
+    messages = [{"role": "user", "content": "What does the sign say?"},
+                {"role": "assistant", "content": THOUGHT,
+                 "tool_calls": [{"type": "function", "function": {"name": name, "arguments": arguments}}]}]
+    text = processor.tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)
+    turn = text.split(ASSISTANT, 1)[1].split(END, 1)[0]
+    assert turn == THOUGHT + "\n" + d.render(d.parse_call(name, arguments, num_observations=2))
