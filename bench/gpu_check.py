@@ -122,7 +122,7 @@ def run(out: Path, tiny: bool, extra: list[str]) -> dict[str, Any]:
     import torch
     from trl import ModelConfig, TrlParser
 
-    from minio3_ext.core import EpisodeConfig, ImageBank, ViewRules
+    from minio3_ext.core import ImageBank
     from minio3_ext.data.synthetic import generate
     from minio3_ext.judge import Judge, JudgeConfig
     from minio3_ext.testing import build_processor
@@ -144,10 +144,14 @@ def run(out: Path, tiny: bool, extra: list[str]) -> dict[str, Any]:
     size = (640, 480) if tiny else (4000, 3000)
     if generate(work / "data", max(prompts, 1), seed=0, width=size[0], height=size[1]) != Path(recipe.train_data):
         raise RuntimeError("gpu_check: minio3 synth wrote its rows elsewhere than --train_data")
-    view = ViewRules(max_pixels=recipe.view_max_pixels, min_pixels=recipe.view_min_pixels)
+    episode = recipe_mod.episode_config(recipe, args)  # the recipe's own environment rules
+    view = episode.view
     processor = build_processor(min_pixels=recipe.view_min_pixels, max_pixels=recipe.view_max_pixels)
     processor.tokenizer.padding_side = "left"
-    recipe_mod.use_tool_chat_template(processor)
+    if recipe.dialect == "minio3":
+        recipe_mod.use_minio3_dialect(processor, episode)
+    else:
+        recipe_mod.use_tool_chat_template(processor)
 
     t0 = time.perf_counter()
     torch.manual_seed(0)
@@ -178,11 +182,9 @@ def run(out: Path, tiny: bool, extra: list[str]) -> dict[str, Any]:
             generated["calls"] += 1
             return result
 
-    episode = EpisodeConfig(max_turns=args.max_turns, max_images=args.max_images, dialect=recipe.dialect,
-                            max_context_tokens=None, view=view)
     bank = ImageBank(max_bytes=int(recipe.image_bank_gib * (1 << 30)), view_rules=view)
     trainer = TimedTrainer(model, reward_funcs=[AccuracyReward(Judge(JudgeConfig.from_env()))], args=args,
-                           train_dataset=recipe_mod.load_dataset_rows(recipe.train_data, recipe.dialect),
+                           train_dataset=recipe_mod.load_dataset_rows(recipe.train_data, episode),
                            processing_class=processor,
                            environment_factory=partial(ZoomEnvironment, config=episode, bank=bank))
     if cuda:

@@ -29,7 +29,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from bench.common import Row
-from minio3_ext.core.actions import Zoom, render_action
+from minio3_ext.core.actions import Zoom
+from minio3_ext.core.dialect import get_dialect
 from minio3_ext.core.crops import box_to_pixels
 from minio3_ext.core.episode import Episode, EpisodeConfig
 from minio3_ext.core.images import ImageBank, load_image, model_size, resize_for_model
@@ -257,7 +258,7 @@ def _bench_p2(path: Path, quick: bool) -> list[Row]:
     )
     rows = []
     for label, boxes, sources, chained in cases:
-        texts = [render_action(Zoom(box, src)) for box, src in zip(boxes, sources)]
+        texts = [get_dialect().render(Zoom(box, src)) for box, src in zip(boxes, sources)]
         plan = _pillow_plan(raw, boxes, chained)
         ours_views = _episode_laps(raw, first_view, texts, [])
         base_views = _pillow_laps(raw, plan, chained, [])

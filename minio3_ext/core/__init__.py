@@ -3,7 +3,7 @@
 Imports only the standard library, Pillow and numpy.
 """
 
-from .actions import ORIGINAL, ActionError, Answer, Invalid, ToolCall, Zoom, parse_action, render_action
+from .actions import ORIGINAL, ActionError, Answer, Invalid, ToolCall, Zoom
 from .answers import extract_answer, normalize_answer
 from .crops import CropRules, box_to_pixels, crop
 from .episode import OVERTURN_REASONS, TERMINATION_REASONS, Episode, EpisodeConfig, Observation
@@ -12,7 +12,7 @@ from .masking import masked_group_advantages
 from .tools import ImageTool, RotateTool, ToolResult, ZoomTool, available_tools, get_tool, register_tool
 
 __all__ = [
-    "ORIGINAL", "ActionError", "Answer", "Invalid", "ToolCall", "Zoom", "parse_action", "render_action",
+    "ORIGINAL", "ActionError", "Answer", "Invalid", "ToolCall", "Zoom",
     "extract_answer", "normalize_answer", "CropRules", "box_to_pixels", "crop",
     "OVERTURN_REASONS", "TERMINATION_REASONS", "Episode", "EpisodeConfig", "Observation",
     "ImageBank", "ImageError", "ViewRules", "default_bank", "load_image", "resize_for_model",

@@ -1,10 +1,11 @@
-"""Typed actions and the two dialects.
+"""Typed actions: :class:`Zoom`, :class:`ToolCall`, :class:`Answer` and :class:`Invalid`,
+and the argument checks they share.
 
-``parse_action`` turns one assistant turn into :class:`Zoom`, :class:`ToolCall`,
-:class:`Answer` or :class:`Invalid`; it never raises. ``render_action`` is its
-inverse. Boxes come out in *relative* coordinates of the named source whatever the
-coordinate system the model writes in; pixels of the raw image are computed later
-by the crop engine.
+A dialect (:func:`minio3_ext.core.dialect.get_dialect`) reads a turn into one
+(``Dialect.parse``, which never raises) and writes one back (``Dialect.render``).
+Boxes come out in *relative* coordinates of the named source whatever the coordinate
+system the model writes in; pixels of the raw image are computed later by the crop
+engine.
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
-from .jsonish import JsonishError, loads_tolerant
-
 __all__ = [
     "Action", "Answer", "Invalid", "ToolCall", "Zoom", "Dialect", "CoordSystem",
-    "ORIGINAL", "parse_action", "parse_source", "parse_bbox", "render_action",
+    "ORIGINAL", "parse_source", "parse_bbox",
     "ActionError",
 ]
 
@@ -148,32 +147,3 @@ def _preview(value: Any, limit: int = 40) -> str:
         return "an integer too large to use"
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "…"
-
-
-def parse_action(
-    text: str,
-    *,
-    dialect: str = "minio3",
-    num_observations: int | None = None,
-    coords: str = "relative",
-    view_sizes: Mapping[str, tuple[int, int]] | None = None,
-    clamp: bool = False,
-) -> Action:
-    """Parse one assistant turn (shorthand for :meth:`minio3_ext.core.dialect.Dialect.parse`). Never raises.
-
-    >>> parse_action('<think>top left</think><grounding>{"source": "original_image", "bbox_2d": [0, 0, 0.5, 0.5]}</grounding>')
-    Zoom(bbox=(0.0, 0.0, 0.5, 0.5), source='original_image')
-    >>> parse_action("<answer>blue</answer>")
-    Answer(text='blue')
-    """
-    from .dialect import get_dialect
-
-    d = get_dialect(dialect, coords=coords, clamp=clamp)
-    return d.parse(text, num_observations=num_observations, view_sizes=view_sizes)
-
-
-def render_action(action: Action, dialect: str = "minio3") -> str:
-    """Render an action as the model would write it (inverse of :func:`parse_action`)."""
-    from .dialect import get_dialect
-
-    return get_dialect(dialect).render(action)

@@ -15,6 +15,9 @@ Two dialects:
   ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``.
 - ``hermes``: every tool, zoom included, as a Hermes ``<tool_call>``.
 
+Reading accepts any whitespace inside the tags; :meth:`Dialect.render` writes a
+``<tool_call>`` in Qwen's layout (the JSON on its own line), as the chat templates do.
+
 Two presets of edge-case semantics, each also a separate option:
 
 ============================  =====================  ==============================
@@ -260,10 +263,6 @@ class Dialect:
         opened = text.find(THINK_OPEN)
         return opened >= 0 and text.find(THINK_CLOSE, opened + len(THINK_OPEN)) >= 0
 
-    def has_action(self, text: str) -> bool:
-        """The turn holds an action tag (answer, zoom or tool call) at all."""
-        return not (isinstance(action := self.parse(text), Invalid) and not action.attempted)
-
     def parse(
         self,
         text: Any,
@@ -409,7 +408,7 @@ class Dialect:
         if isinstance(action, Zoom):
             args = {"bbox_2d": list(action.bbox), "source": action.source}
             if self.name == "minio3":
-                return GROUNDING_OPEN + json.dumps(args) + GROUNDING_CLOSE
+                return GROUNDING_OPEN + json.dumps(args, ensure_ascii=False) + GROUNDING_CLOSE
             return self.render_call("zoom", args)
         if isinstance(action, ToolCall):
             return self.render_call(action.name, {**action.arguments, "source": action.source})
@@ -417,7 +416,11 @@ class Dialect:
 
     @staticmethod
     def render_call(name: str, arguments: Mapping[str, Any]) -> str:
-        return TOOL_CALL_OPEN + json.dumps({"name": name, "arguments": dict(arguments)}, default=str) + TOOL_CALL_CLOSE
+        """A tool call in Qwen's Hermes layout, as the chat templates render one (TRL's
+        Qwen3-VL template, ``minio3_ext/trl/minio3_dialect.jinja``): the JSON object on its
+        own line between the tags, non-ASCII text as is."""
+        body = json.dumps({"name": name, "arguments": dict(arguments)}, ensure_ascii=False, default=str)
+        return f"{TOOL_CALL_OPEN}\n{body}\n{TOOL_CALL_CLOSE}"
 
     def render_thought(self, thought: str) -> str:
         return f"{THINK_OPEN}{thought}{THINK_CLOSE}"

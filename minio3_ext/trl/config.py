@@ -35,11 +35,6 @@ class MaskedGRPOConfig(GRPOConfig):
                   "`max_tool_calling_iterations` + 1, set either. A trajectory still calling a tool at its last turn "
                   "ends in `turn_limit`. None (with max_tool_calling_iterations None): no limit, TRL's default."},
     )
-    max_images: int = field(
-        default=32,
-        metadata={"help": "Images per trajectory, the original included. Give the zoom environment the same value "
-                  "(EpisodeConfig.max_images); the trainer checks they agree."},
-    )
     mask_overturn: bool = field(
         default=True,
         metadata={"help": "Leave trajectories whose termination reason is in `masked_reasons` out of the policy "
@@ -89,8 +84,6 @@ class MaskedGRPOConfig(GRPOConfig):
         if self.max_tool_calling_iterations is not None and self.max_tool_calling_iterations < 0:
             raise ValueError("MaskedGRPOConfig.max_tool_calling_iterations must be >= 0 or None, got "
                              f"{self.max_tool_calling_iterations}")
-        if self.max_images < 1:
-            raise ValueError(f"MaskedGRPOConfig.max_images must be >= 1, got {self.max_images}")
         unknown = sorted(set(self.masked_reasons) - set(TERMINATION_REASONS))
         if unknown:
             raise ValueError(f"MaskedGRPOConfig.masked_reasons: unknown reasons {unknown}; expected from {list(TERMINATION_REASONS)}")

@@ -106,7 +106,8 @@ class MaskedGRPOTrainer(GRPOTrainer):
             self._install_placeholder_filters()
 
     def _check_environment_budgets(self) -> None:
-        """An environment episode config must agree with the trainer's turn and image budgets."""
+        """An environment episode config must agree with the trainer's turn budget (TRL's tool
+        loop is capped by it). The image budget has one source: ``EpisodeConfig.max_images``."""
         for pool in (getattr(self, "_environment_pool", None) or {}).values():
             config = getattr(pool[0], "config", None)
             if config is None or not hasattr(config, "max_turns"):
@@ -117,12 +118,11 @@ class MaskedGRPOTrainer(GRPOTrainer):
                     f"turn limit on the trainer, which has none (TRL's default); set MaskedGRPOConfig.max_turns="
                     f"{config.max_turns}"
                 )
-            for key in ("max_turns", "max_images"):
-                if getattr(config, key) != getattr(self.args, key):
-                    raise ValueError(
-                        f"MaskedGRPOTrainer: environment EpisodeConfig.{key}={getattr(config, key)} differs from "
-                        f"MaskedGRPOConfig.{key}={getattr(self.args, key)}; set both to the same budget"
-                    )
+            if config.max_turns != self.args.max_turns:
+                raise ValueError(
+                    f"MaskedGRPOTrainer: environment EpisodeConfig.max_turns={config.max_turns} differs from "
+                    f"MaskedGRPOConfig.max_turns={self.args.max_turns}; set both to the same budget"
+                )
 
     # -- ranks in step through TRL's tool loop ---------------------------------------------
     def _lockstep(self) -> bool:

@@ -17,7 +17,10 @@ The dialect follows ``actor_rollout_ref.rollout.multi_turn.format``:
 Options of the agent-loop YAML entry (``config/agent_loop.yaml``), over the options of
 the image tools loaded from the tool YAML (a key set in both with different values is
 an error naming both): any :class:`~minio3_ext.core.EpisodeConfig`/crop/view key
-(``coords``, ``preset``, ``tools``, ``clamp``…), ``score_in_loop``,
+(``coords``, ``preset``, ``tools``, ``clamp``, ``view_min_side``…) except the three the
+rollout config sets — ``max_turns`` (``multi_turn.max_assistant_turns``), ``dialect``
+(``multi_turn.format``) and ``max_context_tokens`` (``context_budget`` or
+``rollout.response_length``), each refused with a line saying so — ``score_in_loop``,
 ``overturn_penalty``, ``max_turn_tokens`` and ``chat_template`` (a shipped template
 name or a path: the rollout renders turns with it; the hermes recipe sets the shipped
 tool-capable ``qwen2_5_vl_tools.jinja``, since Qwen2.5-VL's stock template renders tool
@@ -25,9 +28,9 @@ turns as ``<|im_start|>tool`` without ``<tool_response>`` and ignores the tool s
 (:class:`~minio3_ext.verl.tool.ImageToolAdapter`) is enabled in the episode and named
 in the system prompt.
 
-Each assistant turn is read by a parser built from the dialect
-(:func:`~minio3_ext.verl.tool_parser.parser_for`); the arguments it parsed go to
-:meth:`Episode.act` as they are. The episode crops from the raw image and decides when
+Each assistant turn is decoded once and read once, by the episode
+(:class:`~minio3_ext.verl.tool_parser.TurnReader` in verl's parser slot); the action
+goes to :meth:`Episode.act` as it is. The episode crops from the raw image and decides when
 the trajectory ends and why. The model's first view is the core's (EXIF ignored, sides
 snapped to 28 inside the row's pixel limits), shared by every rollout of a prompt, so
 that any processor's ``smart_resize`` leaves it unchanged.
@@ -76,7 +79,7 @@ from minio3_ext.core.images import resize_for_model
 from . import tool_parser
 from .options import episode_config
 from .reward import call_reward_fn
-from .tool import SESSION_ATTR, ImageToolAdapter
+from .tool import ImageToolAdapter
 
 __all__ = ["MiniO3AgentLoop", "NAME", "FORMATS", "first_view", "read_template"]
 
@@ -95,8 +98,14 @@ _BASE_KWARGS = frozenset({
     "trainer_config", "server_manager", "tokenizer", "processor", "dataset_cls", "data_config",
     "hf_model_type", "tools",
 })
-#: Tool-YAML options the loop does not take from the tools (its own format decides).
-_TOOL_ONLY = frozenset({"dialect", "tools"})
+#: The loop's own YAML keys besides the episode options (named in error messages).
+_LOOP_KEYS = frozenset({"score_in_loop", "overturn_penalty", "max_turn_tokens", "chat_template", "context_budget", "tools"})
+#: Episode options the loop decides itself, and where a user sets them instead.
+_SET_BY = {
+    "max_turns": "actor_rollout_ref.rollout.multi_turn.max_assistant_turns",
+    "dialect": "actor_rollout_ref.rollout.multi_turn.format",
+    "max_context_tokens": "context_budget (this YAML) or actor_rollout_ref.rollout.response_length",
+}
 
 _views: OrderedDict[tuple, Image.Image] = OrderedDict()
 _views_lock = threading.Lock()
@@ -166,21 +175,21 @@ class MiniO3AgentLoop(ToolAgentLoop):
             raise ValueError(f"{NAME}: actor_rollout_ref.rollout.multi_turn.format={self.tool_parser_name!r} is not a "
                              f"dialect of this loop; use one of {sorted(FORMATS)}")
         dialect, preset = FORMATS[self.tool_parser_name]
-        merged, tools = self._tool_options(options)
+        merged, tools = self._tool_options(options, dialect)
         merged.setdefault("preset", preset)
         if not isinstance(max_turn_tokens, int) or max_turn_tokens < 1:
             raise ValueError(f"{where}: max_turn_tokens must be a positive integer, got {max_turn_tokens!r}")
         self.max_turn_tokens = max_turn_tokens
         self.episode_config: EpisodeConfig = episode_config(
-            merged, where=where, dialect=dialect, tools=tools,
+            merged, where=where, set_by=_SET_BY, ignore=_LOOP_KEYS, dialect=dialect, tools=tools,
             max_turns=self.max_assistant_turns or EpisodeConfig.max_turns,
             # verl's own budget: response tokens (model output + observations); or the whole context
             max_context_tokens=context_budget or self.response_length,
         )
         rules = self.episode_config.rules
         self.dialect = rules.name
-        # the loop and the core read every turn alike, whatever parser ``format`` names
-        self.tool_parser = tool_parser.parser_for(rules, self.tokenizer)
+        # whatever parser ``format`` names: one decode and the episode's one read per turn
+        self.tool_parser = tool_parser.TurnReader(self.tokenizer, lambda text: self.episode.parse(text))
         # the system turn's tool block: the dialect's schemas (hermes), none for minio3
         self.tool_schemas = rules.tool_schemas() if rules.observation_role == "tool" else None
         if context_budget is not None and context_budget < 1:
@@ -196,24 +205,34 @@ class MiniO3AgentLoop(ToolAgentLoop):
         self.episode: Episode | None = None
         self._pending: Observation | None = None
 
-    def _tool_options(self, options: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
-        """The loop's episode options over the tool YAML's, and the tools to enable."""
+    def _tool_options(self, options: dict[str, Any], dialect: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The loop's episode options over the tool YAML's, and the tools to enable (the
+        YAMLs' ``tools`` lists and every tool the tool YAML names). A tool YAML
+        ``dialect`` must be the one ``multi_turn.format`` speaks."""
         others = sorted(name for name, t in self.tools.items() if not isinstance(t, ImageToolAdapter))
         if others:
             raise ValueError(f"{NAME}: tool(s) {others} in multi_turn.tool_config_path are not image tools; list "
                              "registered image tools with minio3_ext.verl.tool.ImageToolAdapter (config: {tool: NAME})")
         merged = dict(options)
         origin = {k: "the agent-loop YAML" for k in options}
+        listed = list(merged.pop("tools", None) or ())
         for name, t in self.tools.items():
             for k, v in t.options.items():
-                if k in _TOOL_ONLY:
+                if k == "tools":
+                    listed.extend(v)
+                    continue
+                if k == "dialect":
+                    if v != dialect:
+                        raise ValueError(f"{NAME}: option 'dialect' is {v!r} in the tool YAML entry of {name!r} but "
+                                         f"actor_rollout_ref.rollout.multi_turn.format={self.tool_parser_name!r} "
+                                         f"speaks {dialect!r}; remove it or set it to {dialect!r}")
                     continue
                 if k in merged and merged[k] != v:
                     raise ValueError(f"{NAME}: option {k!r} is {merged[k]!r} in {origin[k]} but {v!r} in the "
                                      f"tool YAML entry of {name!r}; set it to one value")
                 merged.setdefault(k, v)
                 origin.setdefault(k, f"the tool YAML entry of {name!r}")
-        tools = tuple(dict.fromkeys([*(t.tool_name for t in self.tools.values()), *(merged.pop("tools", None) or ())]))
+        tools = tuple(dict.fromkeys([*(t.tool_name for t in self.tools.values()), *listed]))
         return merged, tools
 
     # -- verl's entry point --------------------------------------------------
@@ -266,7 +285,6 @@ class MiniO3AgentLoop(ToolAgentLoop):
         except ImageError as e:
             raise ValueError(f"{NAME}: {self._row_name()}: {e}") from e
         self.episode = Episode(raw, self.episode_config, first_view=view)
-        setattr(agent_data, SESSION_ATTR, self.episode)
         return state
 
     async def _handle_generating_state(
@@ -275,22 +293,19 @@ class MiniO3AgentLoop(ToolAgentLoop):
         episode = self.episode
         budget = self.response_length - len(agent_data.response_mask)
         sampling_params = {**sampling_params, "max_tokens": min(self.max_turn_tokens, budget)}
-        agent_data.tool_calls = []  # verl returns before parsing when its own caps are hit
         state = await super()._handle_generating_state(agent_data, sampling_params, ignore_termination)
         if len(agent_data.response_ids) >= budget:
             # the turn ran into the response budget: what it says past the cut is not trained on,
             # so it is not read (no answer, no action) and the trajectory ends as context_limit
             episode.act(Invalid("the turn did not fit in the response budget", attempted=False),
                         context_tokens=self.episode_config.max_context_tokens)
-            agent_data.tool_calls = []
             return AgentState.TERMINATED
-        text = self.tokenizer.decode(agent_data.response_ids)  # what the parser read
-        action = tool_parser.action_of_turn(episode, text, agent_data.tool_calls)
+        # read in verl's parser call, or here when verl returned before parsing (its own caps)
+        text, action = self.tool_parser.read_turn(agent_data.response_ids)
         # the whole context (prompt_ids holds prompt + responses, image tokens expanded) or the responses
         used = len(agent_data.prompt_ids) if self.context_budget else len(agent_data.response_mask)
         obs = episode.act(action, context_tokens=used, text=text)
         if obs is None:
-            agent_data.tool_calls = []
             return AgentState.TERMINATED
         if state == AgentState.TERMINATED and self._verl_budget_spent(agent_data):
             episode.terminate("turn_limit")  # verl's user-turn cap, which the episode does not track
@@ -309,9 +324,6 @@ class MiniO3AgentLoop(ToolAgentLoop):
             {"type": "text", "text": p} if isinstance(p, str) else {"type": "image", "image": p} for p in parts
         ]
         message: dict[str, Any] = {"role": rules.observation_role, "content": content}
-        call_id = agent_data.tool_calls[0].tool_call_id if agent_data.tool_calls else None
-        if rules.observation_role == "tool" and call_id is not None:
-            message["tool_call_id"] = call_id
         previous = list(agent_data.messages)
         agent_data.messages.append(message)
         merged, response_mask, logprobs = await self.ct_merge_context_msg(

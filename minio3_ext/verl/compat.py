@@ -15,7 +15,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Seam", "SEAMS", "AGENT_DATA_ATTRS", "ACTIVE_TOOL_SCHEMAS", "REPLAY_BUFFER_ATTRS", "problems", "resolve"]
+__all__ = ["Seam", "SEAMS", "AGENT_DATA_ATTRS", "PARSER_SLOT", "ACTIVE_TOOL_SCHEMAS", "REPLAY_BUFFER_ATTRS", "problems", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,11 @@ SEAMS: tuple[Seam, ...] = (
 
 #: ``AgentData`` attributes the minio3 loop reads or writes (set in ``AgentData.__init__``).
 AGENT_DATA_ATTRS = ("messages", "image_data", "prompt_ids", "response_ids", "response_mask", "response_logprobs",
-                    "tool_calls", "tools_kwargs", "user_turns", "assistant_turns")
+                    "tools_kwargs", "user_turns", "assistant_turns")
+#: The ``ToolAgentLoop`` instance attribute holding its tool parser (set in ``__init__`` from
+#: ``multi_turn.format``, called once per turn by the generating handler); the minio3 loop
+#: puts its :class:`~minio3_ext.verl.tool_parser.TurnReader` there.
+PARSER_SLOT = "tool_parser"
 #: The private per-trajectory tool-schema attribute ``ToolAgentLoop`` sets in its pending
 #: handler from ``self.tool_schemas`` and reads when it renders turns; the minio3 loop sets
 #: ``self.tool_schemas`` to the dialect's schemas (hermes) or None (minio3: no <tools> block).

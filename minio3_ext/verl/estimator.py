@@ -12,6 +12,8 @@ Config (all optional, under ``algorithm``)::
     algorithm.norm_adv_by_std_in_grpo=true            # false: Dr. GRPO (no std division)
     +algorithm.masked_grpo.include_masked_in_stats=false  # true: released-code behaviour
 
+Any other ``algorithm.masked_grpo`` key is refused at the first advantage computation.
+
 Run checks (both trainers hand the estimator ``config=self.config.algorithm``, a node
 of the whole run config, so the first advantage computation can read the rest of it):
 a ``seq-mean-*`` ``actor.loss_agg_mode`` is refused (verl divides by every row of the
@@ -36,7 +38,7 @@ from verl.trainer.ppo.core_algos import compute_policy_loss_vanilla, register_ad
 
 __all__ = [
     "NAME", "POLICY_LOSS", "compute_masked_grpo_advantage", "masked_grpo_scalars", "dense_group_ids", "live_rows",
-    "check_run_config", "check_loss_agg_mode", "compute_policy_loss_masked_vanilla",
+    "check_run_config", "check_loss_agg_mode", "OPTIONS", "compute_policy_loss_masked_vanilla",
 ]
 
 NAME = "masked_grpo"
@@ -70,9 +72,18 @@ def _select(config: Any, key: str) -> Any:
         return None
 
 
+#: The keys of ``algorithm.masked_grpo``.
+OPTIONS = ("allow_seq_mean", "include_masked_in_stats")
+
+
 def check_run_config(config: Any) -> None:
-    """Refuse run settings that would train something other than masked GRPO."""
+    """Refuse run settings that would train something other than masked GRPO, and
+    ``algorithm.masked_grpo`` keys it does not read (a misspelt option is not ignored)."""
     options = _config_get(config, NAME, {})
+    keys = options.keys() if hasattr(options, "keys") else ()
+    unknown = sorted(set(map(str, keys)) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"masked_grpo: unknown option algorithm.{NAME}.{unknown[0]}; valid keys: {list(OPTIONS)}")
     check_loss_agg_mode(_select(config, "actor_rollout_ref.actor.loss_agg_mode"),
                         allow_seq_mean=bool(_config_get(options, "allow_seq_mean", False)))
     filter_groups = _config_get(config, "filter_groups", None)

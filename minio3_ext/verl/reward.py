@@ -15,7 +15,8 @@ Weights (``reward.custom_reward_function.reward_kwargs``): ``acc_weight`` (1.0),
 ``format_weight`` (0.0, an answer tag was given), ``tool_weight`` (0.0, zoomed and
 correct: DeepEyes used 0.8 / 0.2 / 1.2), ``judge_preset`` (``hardened``, the default, or
 ``released``: the Mini-o3 authors' judge, :mod:`minio3_ext.judge.released`; the endpoint
-still comes from ``MINIO3_JUDGE_*``).
+still comes from ``MINIO3_JUDGE_*``). Any other reward kwarg is refused, naming it;
+verl's own call-time kwargs (:data:`VERL_KWARGS`) are accepted and unused.
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ from minio3_ext.judge import Judge, JudgeConfig, JudgeItem
 
 from .metrics import trajectory_indicators
 
-__all__ = ["compute_score", "get_judge", "call_reward_fn", "RESULT_KEYS"]
+__all__ = ["compute_score", "get_judge", "call_reward_fn", "RESULT_KEYS", "OPTIONS", "VERL_KWARGS"]
+
+#: ``reward.custom_reward_function.reward_kwargs`` keys :func:`compute_score` reads.
+OPTIONS = ("acc_weight", "format_weight", "tool_weight", "judge_preset")
+#: Keyword arguments verl's reward-loop managers add to every call when a reward-model
+#: router is configured (``reward_loop/reward_manager/*.py``); no reward model is used here.
+VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 
 #: Keys of every result (verl stacks reward extra info per key, so all rows share them).
 RESULT_KEYS = ("score", "acc", "format", "judged", "unscorable", "overturn")
@@ -111,10 +118,14 @@ async def compute_score(
     tool_weight: float = 0.0,
     judge: Judge | None = None,
     judge_preset: str | None = None,
-    **_: Any,
+    **verl_kwargs: Any,
 ) -> dict[str, float]:
     """Score one trajectory; returns ``score`` plus the :data:`RESULT_KEYS` and ``minio3/*``
     indicators (numbers only, so verl can average them)."""
+    unknown = sorted(set(verl_kwargs) - VERL_KWARGS)
+    if unknown:
+        raise ValueError(f"minio3_ext.verl.reward.compute_score: unknown option "
+                         f"reward.custom_reward_function.reward_kwargs.{unknown[0]}; valid keys: {list(OPTIONS)}")
     extra_info = extra_info or {}
     indicators = trajectory_indicators(extra_info)
     overturn = bool(extra_info.get("is_overturn"))

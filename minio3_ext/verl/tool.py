@@ -44,7 +44,11 @@ __all__ = ["ImageToolAdapter", "ZoomTool", "SESSION_ATTR", "observation_response
 SESSION_ATTR = "minio3_zoom_session"
 #: Tool YAML ``config`` key naming the registered image tool an adapter serves.
 TOOL_KEY = "tool"
+#: The agent loop counts turns and tokens, not the tool: these options are verl's.
 _TOOL_LIMITS = dict(max_turns=1_000_000, max_context_tokens=None)
+_LIMITS_SET_BY = {"max_turns": "actor_rollout_ref.rollout.multi_turn.max_assistant_turns",
+                  "max_context_tokens": "actor_rollout_ref.rollout.response_length (or the minio3_agent "
+                                        "loop's context_budget)"}
 _VERL_KEYS = frozenset({"type"})
 
 
@@ -60,8 +64,10 @@ class ImageToolAdapter(BaseTool):
 
     Tool YAML ``config`` keys besides verl's ``type`` and ``tool``: any
     :class:`EpisodeConfig`, ``CropRules`` or ``ViewRules`` field (``dialect``, ``coords``,
-    ``preset``, ``clamp``, ``max_images``, ``max_pixels``, ``min_pixels``…). The
-    ``minio3_agent`` loop takes them as defaults of its own episode options.
+    ``preset``, ``clamp``, ``max_images``, ``max_pixels``, ``min_pixels``…; a name both
+    rule sets have is spelt ``crop_min_side`` / ``view_min_side``), except the turn and
+    token budgets, which verl's rollout config sets. The ``minio3_agent`` loop takes them
+    as defaults of its own episode options.
     """
 
     fixed_tool: ClassVar[str | None] = None
@@ -85,7 +91,7 @@ class ImageToolAdapter(BaseTool):
         tools = tuple(dict.fromkeys(["zoom", name, *registered]))  # every adapter can share one episode
         standalone = {**self.options, "tools": self.options.get("tools", tools)}
         standalone.setdefault("dialect", "hermes")  # verl's stock ToolAgentLoop speaks tool calls
-        self.episode_config: EpisodeConfig = episode_config(standalone, where=where, **_TOOL_LIMITS)
+        self.episode_config: EpisodeConfig = episode_config(standalone, where=where, ignore=_VERL_KEYS | {TOOL_KEY}, set_by=_LIMITS_SET_BY, **_TOOL_LIMITS)
         if tool_schema is None:
             (schema,) = [s for s in self.episode_config.rules.tool_schemas() if s["function"]["name"] == name]
             tool_schema = OpenAIFunctionToolSchema.model_validate(schema)

@@ -10,25 +10,28 @@ dialect with the core's tolerant rules (verl's own ``hermes`` parser is stricter
 body that cannot be read still yields a call whose raw arguments the tool answers with
 an error observation, so a malformed action does not silently end the episode.
 
-The ``minio3_agent`` loop builds its parser from its episode's dialect
-(:func:`parser_for`), whatever ``format`` names, so that the loop and the core read
-every turn alike; :func:`action_of_turn` is the one step from what the parser returned
-to the episode's action.
+The ``minio3_agent`` loop replaces whatever parser ``format`` names with a
+:class:`TurnReader`: it decodes the turn once and has the trajectory's episode read it
+(one :meth:`~minio3_ext.core.dialect.Dialect.parse` per turn, with the sources and view
+sizes known so far); the loop takes that action as it is. verl gets the turn's text and
+no ``FunctionCall``: the loop, not verl's tool path, runs the action, and the text
+already holds the call as generated.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 from verl.experimental.agent_loop.tool_parser import FunctionCall, ToolParser
 from verl.utils.ray_utils import get_event_loop
 
+from minio3_ext.core.actions import Action
 from minio3_ext.core.dialect import Dialect, get_dialect
 
 __all__ = [
     "Minio3ToolParser", "Minio3ReleasedToolParser", "Minio3HermesToolParser", "NAME", "RELEASED_NAME",
-    "HERMES_NAME", "DialectCall", "parser_for", "action_of_turn",
+    "HERMES_NAME", "DialectCall", "TurnReader",
 ]
 
 NAME = "minio3"
@@ -85,25 +88,28 @@ class Minio3HermesToolParser(Minio3ToolParser):
     dialect = get_dialect("hermes")
 
 
-def parser_for(dialect: Dialect, tokenizer) -> Minio3ToolParser:
-    """A verl tool parser that reads turns exactly as ``dialect`` does."""
-    parser = Minio3ToolParser(tokenizer)
-    parser.dialect = dialect
-    return parser
+class TurnReader(ToolParser):
+    """The ``minio3_agent`` loop's parser: one decode and one core read per turn.
 
+    ``read`` maps a turn's text to its action (the loop passes its episode's
+    :meth:`~minio3_ext.core.Episode.parse`). :meth:`extract_tool_calls` (called by verl's
+    generating state) keeps ``(text, action)`` in :attr:`turn` and gives verl the text
+    and no call; :meth:`read_turn` returns that turn, or reads the ids itself when verl
+    returned before parsing (its own turn caps)."""
 
-def action_of_turn(reader: Any, text: str, calls: list[FunctionCall], **context: Any) -> Any:
-    """The episode action of one turn from what the parser returned: the call's
-    already-parsed arguments go to ``reader.parse_call`` (no re-encoding as text); a turn
-    without a readable call (an answer, no action, an unreadable body) is read by
-    ``reader.parse`` itself, which says why. ``reader`` is an :class:`~minio3_ext.core.Episode`
-    (sources and view sizes known so far) or a :class:`Dialect` (``context`` then passes
-    ``num_observations`` / ``view_sizes``)."""
-    if calls and not getattr(calls[0], "unreadable", False):
-        try:
-            arguments = json.loads(calls[0].arguments)
-        except (TypeError, ValueError, RecursionError):  # deeply nested bodies included
-            arguments = None
-        if isinstance(arguments, dict):
-            return reader.parse_call(calls[0].name, arguments, **context)
-    return reader.parse(text, **context)
+    def __init__(self, tokenizer, read: Callable[[str], Action]) -> None:
+        super().__init__(tokenizer)
+        self._read = read
+        self.turn: tuple[list[int], str, Action] | None = None
+
+    async def extract_tool_calls(self, responses_ids: list[int], tools=None) -> tuple[str, list[FunctionCall]]:
+        text = await get_event_loop().run_in_executor(None, self.tokenizer.decode, responses_ids)
+        self.turn = (responses_ids, text, self._read(text))
+        return text, []
+
+    def read_turn(self, responses_ids: list[int]) -> tuple[str, Action]:
+        """``(text, action)`` of the turn ``responses_ids``, read once."""
+        if self.turn is None or self.turn[0] is not responses_ids:
+            text = self.tokenizer.decode(responses_ids)
+            self.turn = (responses_ids, text, self._read(text))
+        return self.turn[1], self.turn[2]

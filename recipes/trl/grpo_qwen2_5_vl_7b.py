@@ -34,6 +34,8 @@ from minio3_ext.trl import (
 class RecipeArguments:
     train_data: str = field(metadata={"help": "Rows JSONL (doc_id, problem, images, solution, data_source) or a "
                                               "datasets.save_to_disk folder in the grpo_rows layout."})
+    max_images: int = field(default=32, metadata={"help": "Images per trajectory, the original included (the zoom "
+                                                          "environment's EpisodeConfig.max_images)."})
     view_max_pixels: int = field(default=2_000_000, metadata={"help": "Pixel budget of every image the model sees."})
     view_min_pixels: int = field(default=40_000, metadata={"help": "Smaller images are enlarged to this area."})
     image_bank_gib: float = field(default=8.0, metadata={"help": "Raw-image cache per process (decode once, share)."})
@@ -56,7 +58,7 @@ def load_dataset_rows(path: str, episode: EpisodeConfig) -> Dataset:
 def episode_config(recipe: RecipeArguments, args: MaskedGRPOConfig) -> EpisodeConfig:
     """The zoom environment's rules: the trainer's budgets, the recipe's dialect, preset and views."""
     view = ViewRules(max_pixels=recipe.view_max_pixels, min_pixels=recipe.view_min_pixels)
-    return EpisodeConfig(max_turns=args.max_turns, max_images=args.max_images, dialect=recipe.dialect,
+    return EpisodeConfig(max_turns=args.max_turns, max_images=recipe.max_images, dialect=recipe.dialect,
                          preset=recipe.preset, max_context_tokens=None,  # TRL's max_completion_length caps the context
                          view=view)
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from minio3_ext.core import ORIGINAL, Answer, Invalid, ToolCall, Zoom, parse_action, render_action
+from minio3_ext.core import ORIGINAL, Answer, Invalid, ToolCall, Zoom
+from minio3_ext.core.dialect import get_dialect
 
 DIALECTS = ("minio3", "hermes")
 COORDS = ("relative", "thousand", "pixel")
@@ -27,8 +28,7 @@ def zoom_text(args, dialect="minio3", prose="") -> str:
 
 
 def check_never_raises(text, dialect, coords, clamp, num_observations, with_views):
-    action = parse_action(text, dialect=dialect, coords=coords, clamp=clamp,
-                          num_observations=num_observations, view_sizes=VIEW_SIZES if with_views else None)
+    action = get_dialect(dialect, coords=coords, clamp=clamp).parse(text, num_observations=num_observations, view_sizes=VIEW_SIZES if with_views else None)
     assert isinstance(action, ACTION_TYPES)
     if isinstance(action, Invalid):
         assert isinstance(action.reason, str) and 0 < len(action.reason) < 400
@@ -69,9 +69,9 @@ def test_tag_soup_never_raises(text, dialect, coords, clamp, num_observations, w
 
 
 VALID_TEXTS = [
-    render_action(Zoom((0.1, 0.2, 0.3, 0.4), "observation_1"), "minio3"),
-    render_action(Zoom((0.1, 0.2, 0.3, 0.4)), "hermes"),
-    render_action(ToolCall("rotate", {"angle": 90}, "observation_2"), "hermes"),
+    get_dialect("minio3").render(Zoom((0.1, 0.2, 0.3, 0.4), "observation_1")),
+    get_dialect("hermes").render(Zoom((0.1, 0.2, 0.3, 0.4))),
+    get_dialect("hermes").render(ToolCall("rotate", {"angle": 90}, "observation_2")),
     "<grounding>{'bbox_2d': [100, 200, 300, 400], 'source': 'original_image'}</grounding> trailing",
     '<tool_call>{"name": "zoom", "arguments": "{\\"bbox_2d\\": [1, 2, 30, 40]}"}</tool_call>',
     "<think>done</think><answer>the red car</answer>",
@@ -99,15 +99,15 @@ def test_mutated_valid_actions_never_raise(text, dialect, coords, clamp, num_obs
 
 @pytest.mark.parametrize("value", [None, 5, b"<answer>x</answer>", ["<answer>x</answer>"]])
 def test_non_text_is_invalid_not_an_exception(value):
-    action = parse_action(value)
+    action = get_dialect().parse(value)
     assert isinstance(action, Invalid) and not action.attempted and "text" in action.reason
 
 
 def test_unknown_dialect_or_coords_is_a_config_error():
     with pytest.raises(ValueError, match="dialect"):
-        parse_action("<answer>a</answer>", dialect="qwen")
+        get_dialect("qwen").parse("<answer>a</answer>")
     with pytest.raises(ValueError, match="coordinate system"):
-        parse_action("<answer>a</answer>", coords="percent")
+        get_dialect(coords="percent").parse("<answer>a</answer>")
 
 
 # -- round trips ---------------------------------------------------------------------
@@ -145,16 +145,16 @@ answers = st.text().map(str.strip).filter(lambda t: "</answer>" not in t).map(An
 @FAST
 @given(action=st.one_of(zooms(), answers, tool_calls()), dialect=st.sampled_from(DIALECTS))
 def test_render_then_parse_round_trips(action, dialect):
-    text = render_action(action, dialect)
-    assert parse_action(text, dialect=dialect, num_observations=3) == action
+    text = get_dialect(dialect).render(action)
+    assert get_dialect(dialect).parse(text, num_observations=3) == action
     # a thought before and prose after the action change nothing
-    assert parse_action("<think>I should act.</think>\n" + text + "\nDone.", dialect=dialect, num_observations=3) == action
+    assert get_dialect(dialect).parse("<think>I should act.</think>\n" + text + "\nDone.", num_observations=3) == action
 
 
 def test_zoom_renders_in_each_dialect_exactly():
     z = Zoom((0.25, 0.5, 0.75, 1.0), "observation_2")
-    assert render_action(z, "minio3") == '<grounding>{"bbox_2d": [0.25, 0.5, 0.75, 1.0], "source": "observation_2"}</grounding>'
-    hermes = render_action(z, "hermes")
+    assert get_dialect("minio3").render(z) == '<grounding>{"bbox_2d": [0.25, 0.5, 0.75, 1.0], "source": "observation_2"}</grounding>'
+    hermes = get_dialect("hermes").render(z)
     assert hermes.startswith("<tool_call>") and hermes.endswith("</tool_call>")
     assert json.loads(hermes[len("<tool_call>"):-len("</tool_call>")]) == {
         "name": "zoom", "arguments": {"bbox_2d": [0.25, 0.5, 0.75, 1.0], "source": "observation_2"}}
@@ -162,9 +162,9 @@ def test_zoom_renders_in_each_dialect_exactly():
 
 def test_render_rejects_invalid_actions_and_unknown_dialects():
     with pytest.raises(TypeError):
-        render_action(Invalid("x"))
+        get_dialect().render(Invalid("x"))
     with pytest.raises(ValueError, match="dialect"):
-        render_action(Answer("x"), "qwen")
+        get_dialect("qwen").render(Answer("x"))
 
 
 # -- tolerant JSON ---------------------------------------------------------------------
@@ -181,7 +181,7 @@ def test_tolerant_json_any_order_quotes_spacing_prose(order, quote, space, prose
         "extra": f"{q}sure{q}:{s}True,{s}{q}why{q}:{s}None",
     }
     body = "{" + s + ("," + s).join(parts[k] for k in order) + s + "}"
-    action = parse_action(zoom_text(body, dialect, prose), dialect=dialect, num_observations=1)
+    action = get_dialect(dialect).parse(zoom_text(body, dialect, prose), num_observations=1)
     assert action == Zoom((0.1, 0.2, 0.6, 0.9), "observation_1")
 
 
@@ -192,27 +192,27 @@ def test_tolerant_json_any_order_quotes_spacing_prose(order, quote, space, prose
     ('{"bbox": [0, 0, 0.5, 0.5], "source": "Observation 1"}', Zoom((0.0, 0.0, 0.5, 0.5), "observation_1")),
 ])
 def test_tolerant_json_cases(body, expected):
-    assert parse_action(zoom_text(body), num_observations=1) == expected
+    assert get_dialect().parse(zoom_text(body), num_observations=1) == expected
 
 
 def test_bbox_may_be_a_quoted_list():
-    assert parse_action(zoom_text('{"bbox_2d": "[0.1, 0.2, 0.5, 0.6]"}')) == Zoom((0.1, 0.2, 0.5, 0.6))
-    bad = parse_action(zoom_text('{"bbox_2d": "' + "[" * 5000 + '"}'))
+    assert get_dialect().parse(zoom_text('{"bbox_2d": "[0.1, 0.2, 0.5, 0.6]"}')) == Zoom((0.1, 0.2, 0.5, 0.6))
+    bad = get_dialect().parse(zoom_text('{"bbox_2d": "' + "[" * 5000 + '"}'))
     assert isinstance(bad, Invalid) and "list of 4 numbers" in bad.reason
 
 
 def test_answer_tag_is_case_insensitive_like_extract_answer():
-    assert parse_action("<think>x</think><Answer> Blue </ANSWER>") == Answer("Blue")
+    assert get_dialect().parse("<think>x</think><Answer> Blue </ANSWER>") == Answer("Blue")
 
 
 def test_hermes_arguments_may_be_a_json_string():
     text = '<tool_call>{"name": "zoom", "arguments": "{\\"bbox_2d\\": [0.5, 0, 1, 0.5]}"}</tool_call>'
-    assert parse_action(text, dialect="hermes") == Zoom((0.5, 0.0, 1.0, 0.5))
+    assert get_dialect("hermes").parse(text) == Zoom((0.5, 0.0, 1.0, 0.5))
 
 
 def test_unclosed_grounding_still_parses():
     """Generation may stop right before ``</grounding>``: the body is still usable."""
-    assert parse_action('<grounding>{"bbox_2d": [0, 0, 0.5, 0.5]}') == Zoom((0.0, 0.0, 0.5, 0.5))
+    assert get_dialect().parse('<grounding>{"bbox_2d": [0, 0, 0.5, 0.5]}') == Zoom((0.0, 0.0, 0.5, 0.5))
 
 
 def test_never_evaluates_model_text(tmp_path):
@@ -224,7 +224,7 @@ def test_never_evaluates_model_text(tmp_path):
     ]
     for body in payloads:
         for dialect in DIALECTS:
-            action = parse_action(zoom_text(body, dialect), dialect=dialect)
+            action = get_dialect(dialect).parse(zoom_text(body, dialect))
             assert isinstance(action, Invalid), (body, action)
     assert not marker.exists()
 
@@ -259,7 +259,7 @@ def test_never_evaluates_model_text(tmp_path):
 ])
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_invalid_boxes_have_readable_reasons(body, fragment, dialect):
-    action = parse_action(zoom_text(body, dialect), dialect=dialect, num_observations=2)
+    action = get_dialect(dialect).parse(zoom_text(body, dialect), num_observations=2)
     assert isinstance(action, Invalid) and action.attempted
     assert fragment in action.reason
     assert len(action.reason) < 300
@@ -272,45 +272,45 @@ def test_invalid_boxes_have_readable_reasons(body, fragment, dialect):
     ('<tool_call>{"name": "zoom", "arguments": "[0, 0, 1, 1]"}</tool_call>', "tool arguments"),
 ])
 def test_unreadable_action_bodies(text, fragment):
-    action = parse_action(text)
+    action = get_dialect().parse(text)
     assert isinstance(action, Invalid) and action.attempted and fragment in action.reason
 
 
 def test_unknown_source_when_no_observation_exists_yet():
-    action = parse_action(zoom_text('{"bbox_2d": [0, 0, 1, 1], "source": "observation_1"}'), num_observations=0)
+    action = get_dialect().parse(zoom_text('{"bbox_2d": [0, 0, 1, 1], "source": "observation_1"}'), num_observations=0)
     assert isinstance(action, Invalid) and "no observations exist yet" in action.reason
 
 
 def test_no_action_is_not_attempted():
     for dialect, how in zip(DIALECTS, ["<grounding>", "zoom tool call"]):
-        action = parse_action("<think>hmm, the sign is hard to read</think>", dialect=dialect)
+        action = get_dialect(dialect).parse("<think>hmm, the sign is hard to read</think>")
         assert isinstance(action, Invalid) and not action.attempted and how in action.reason
 
 
 def test_grounding_is_not_an_action_in_hermes_dialect():
-    action = parse_action(zoom_text('{"bbox_2d": [0, 0, 1, 1]}', "minio3"), dialect="hermes")
+    action = get_dialect("hermes").parse(zoom_text('{"bbox_2d": [0, 0, 1, 1]}', "minio3"))
     assert isinstance(action, Invalid) and not action.attempted
 
 
 def test_first_action_wins_and_unterminated_answer():
     zoom = zoom_text('{"bbox_2d": [0, 0, 1, 1]}')
-    assert parse_action("<answer>cat</answer>" + zoom) == Answer("cat")
-    assert isinstance(parse_action(zoom + "<answer>cat</answer>"), Zoom)
-    bad = parse_action("<answer>cat")
+    assert get_dialect().parse("<answer>cat</answer>" + zoom) == Answer("cat")
+    assert isinstance(get_dialect().parse(zoom + "<answer>cat</answer>"), Zoom)
+    bad = get_dialect().parse("<answer>cat")
     assert isinstance(bad, Invalid) and bad.attempted and "</answer>" in bad.reason
 
 
 def test_tool_call_without_name_or_object_arguments():
-    action = parse_action('<tool_call>{"arguments": {"angle": 90}}</tool_call>', dialect="hermes")
+    action = get_dialect("hermes").parse('<tool_call>{"arguments": {"angle": 90}}</tool_call>')
     assert isinstance(action, Invalid) and "name" in action.reason
-    action = parse_action('<tool_call>{"name": "rotate", "arguments": [90]}</tool_call>', dialect="hermes")
+    action = get_dialect("hermes").parse('<tool_call>{"name": "rotate", "arguments": [90]}</tool_call>')
     assert isinstance(action, Invalid) and "JSON object" in action.reason
 
 
 def test_tool_call_source_is_validated_and_not_duplicated_in_arguments():
     text = '<tool_call>{"name": "rotate", "arguments": {"angle": 90, "source": "observation_1"}}</tool_call>'
-    assert parse_action(text, dialect="hermes", num_observations=1) == ToolCall("rotate", {"angle": 90}, "observation_1")
-    bad = parse_action(text, dialect="hermes", num_observations=0)
+    assert get_dialect("hermes").parse(text, num_observations=1) == ToolCall("rotate", {"angle": 90}, "observation_1")
+    bad = get_dialect("hermes").parse(text, num_observations=0)
     assert isinstance(bad, Invalid) and "observation_1" in bad.reason
 
 
@@ -319,21 +319,21 @@ def test_tool_call_source_is_validated_and_not_duplicated_in_arguments():
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_thousand_coordinates(dialect):
     text = zoom_text('{"bbox_2d": [100, 200, 500, 1000]}', dialect)
-    assert parse_action(text, dialect=dialect, coords="thousand") == Zoom((0.1, 0.2, 0.5, 1.0))
-    bad = parse_action(zoom_text('{"bbox_2d": [100, 200, 500, 1001]}', dialect), dialect=dialect, coords="thousand")
+    assert get_dialect(dialect, coords="thousand").parse(text) == Zoom((0.1, 0.2, 0.5, 1.0))
+    bad = get_dialect(dialect, coords="thousand").parse(zoom_text('{"bbox_2d": [100, 200, 500, 1001]}', dialect))
     assert isinstance(bad, Invalid) and "[0, 1000]" in bad.reason
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_pixel_coordinates_use_the_view_size_of_the_named_source(dialect):
     text = zoom_text('{"bbox_2d": [80, 40, 400, 400], "source": "original_image"}', dialect)
-    assert parse_action(text, dialect=dialect, coords="pixel", view_sizes=VIEW_SIZES) == Zoom((0.1, 0.1, 0.5, 1.0))
+    assert get_dialect(dialect, coords="pixel").parse(text, view_sizes=VIEW_SIZES) == Zoom((0.1, 0.1, 0.5, 1.0))
     text = zoom_text('{"bbox_2d": [50, 25, 200, 100], "source": "observation_1"}', dialect)
-    got = parse_action(text, dialect=dialect, coords="pixel", view_sizes=VIEW_SIZES, num_observations=1)
+    got = get_dialect(dialect, coords="pixel").parse(text, num_observations=1, view_sizes=VIEW_SIZES)
     assert got == Zoom((0.25, 0.25, 1.0, 1.0), "observation_1")
-    bad = parse_action(zoom_text('{"bbox_2d": [0, 0, 801, 10]}', dialect), dialect=dialect, coords="pixel", view_sizes=VIEW_SIZES)
+    bad = get_dialect(dialect, coords="pixel").parse(zoom_text('{"bbox_2d": [0, 0, 801, 10]}', dialect), view_sizes=VIEW_SIZES)
     assert isinstance(bad, Invalid) and "[0, 800] x [0, 400] pixels" in bad.reason
-    unknown = parse_action(zoom_text('{"bbox_2d": [0, 0, 8, 10]}', dialect), dialect=dialect, coords="pixel")
+    unknown = get_dialect(dialect, coords="pixel").parse(zoom_text('{"bbox_2d": [0, 0, 8, 10]}', dialect))
     assert isinstance(unknown, Invalid) and "size of the source image" in unknown.reason
 
 
@@ -344,12 +344,12 @@ def test_pixel_coordinates_use_the_view_size_of_the_named_source(dialect):
 ])
 def test_clamp_reproduces_released_behaviour(coords, bbox, view_sizes, expected):
     text = zoom_text(json.dumps({"bbox_2d": bbox}))
-    assert isinstance(parse_action(text, coords=coords, view_sizes=view_sizes), Invalid)
-    assert parse_action(text, coords=coords, view_sizes=view_sizes, clamp=True) == Zoom(expected)
+    assert isinstance(get_dialect(coords=coords).parse(text, view_sizes=view_sizes), Invalid)
+    assert get_dialect(coords=coords, clamp=True).parse(text, view_sizes=view_sizes) == Zoom(expected)
 
 
 def test_clamp_onto_an_edge_is_still_empty():
-    action = parse_action(zoom_text('{"bbox_2d": [1.2, 0, 1.5, 1]}'), clamp=True)
+    action = get_dialect(clamp=True).parse(zoom_text('{"bbox_2d": [1.2, 0, 1.5, 1]}'))
     assert isinstance(action, Invalid) and "empty" in action.reason
 
 
@@ -359,7 +359,7 @@ def test_clamp_onto_an_edge_is_still_empty():
 def test_every_coord_system_yields_relative_boxes_or_invalid(box, coords, source):
     text = zoom_text(json.dumps({"bbox_2d": box, "source": source}))
     for clamp in (False, True):
-        action = parse_action(text, coords=coords, view_sizes=VIEW_SIZES, clamp=clamp, num_observations=2)
+        action = get_dialect(coords=coords, clamp=clamp).parse(text, num_observations=2, view_sizes=VIEW_SIZES)
         if isinstance(action, Zoom):
             sx, sy = {"relative": (1, 1), "thousand": (1000, 1000), "pixel": VIEW_SIZES[source]}[coords]
             lims = (sx, sy, sx, sy)
@@ -373,4 +373,4 @@ def test_key_order_permutations_exhaustively():
     keys = {"bbox_2d": [0.1, 0.2, 0.3, 0.4], "source": "original_image", "why": "sign"}
     for perm in itertools.permutations(keys):
         body = json.dumps({k: keys[k] for k in perm})
-        assert parse_action(zoom_text(body)) == Zoom((0.1, 0.2, 0.3, 0.4))
+        assert get_dialect().parse(zoom_text(body)) == Zoom((0.1, 0.2, 0.3, 0.4))

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minio3_ext.core import ActionError, CropRules, Episode, EpisodeConfig, box_to_pixels, crop, render_action, Zoom
+from minio3_ext.core import ActionError, CropRules, Episode, EpisodeConfig, box_to_pixels, crop, Zoom
+from minio3_ext.core.dialect import get_dialect
 from minio3_ext.core.images import model_size
 
 from .conftest import assert_is_region, coord_image
@@ -70,7 +71,7 @@ def test_box_to_pixels_stays_inside_or_rejects(b, w, h):
 
 
 def zoom(bbox, source="original_image"):
-    return "<think>closer</think>" + render_action(Zoom(bbox, source))
+    return "<think>closer</think>" + get_dialect().render(Zoom(bbox, source))
 
 
 def test_three_deep_chain_crops_the_raw_image_not_the_view(big_coord_image):

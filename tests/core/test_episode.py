@@ -8,9 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minio3_ext.core import (
-    OVERTURN_REASONS, TERMINATION_REASONS, Episode, EpisodeConfig, Zoom, render_action,
-)
+from minio3_ext.core import OVERTURN_REASONS, TERMINATION_REASONS, Episode, EpisodeConfig, Zoom
+from minio3_ext.core.dialect import get_dialect
 from minio3_ext.core.images import model_size
 
 from .conftest import coord_image
@@ -19,7 +18,7 @@ THINK = "<think>the sign is small</think>"
 
 
 def zoom(bbox=(0.0, 0.0, 0.5, 0.5), source="original_image", dialect="minio3"):
-    return THINK + render_action(Zoom(bbox, source), dialect)
+    return THINK + get_dialect(dialect).render(Zoom(bbox, source))
 
 
 def answer(text="red"):

@@ -32,3 +32,25 @@ def test_core_modules_import_only_stdlib_pillow_numpy():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_core_modules_import_each_other_without_a_cycle():
+    """Every import between core modules (deferred ones inside functions included) points
+    one way: the dialect builds on the actions, never the reverse."""
+    import ast
+    from graphlib import CycleError, TopologicalSorter
+    from pathlib import Path
+
+    import minio3_ext.core as core
+
+    folder = Path(core.__file__).parent
+    names = {p.stem for p in folder.glob("*.py")} - {"__init__"}
+    graph = {}
+    for name in names:
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        graph[name] = {n.module.split(".")[0] for n in ast.walk(tree)
+                       if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module} & names
+    try:
+        tuple(TopologicalSorter(graph).static_order())
+    except CycleError as e:
+        raise AssertionError(f"import cycle in minio3_ext.core: {e.args[1]}") from None

@@ -15,9 +15,10 @@ from PIL import Image
 
 from minio3_ext.core import (
     ActionError, Episode, EpisodeConfig, ImageTool, RotateTool, ToolCall, ToolResult, ZoomTool,
-    available_tools, get_tool, register_tool, render_action,
+    available_tools, get_tool, register_tool,
 )
 from minio3_ext.core import tools as tools_module
+from minio3_ext.core.dialect import get_dialect
 
 from .conftest import assert_is_region, coord_image
 
@@ -92,14 +93,14 @@ def test_third_party_entry_points(tmp_path, name, target, expected):
 def test_rotate_tool_through_an_episode_in_the_hermes_dialect():
     img = coord_image(300, 200)
     ep = Episode(img, EpisodeConfig(dialect="hermes", tools=("zoom", "rotate")))
-    obs = ep.step("<think>the text is sideways</think>" + render_action(ToolCall("rotate", {"angle": 90}), "hermes"))
+    obs = ep.step("<think>the text is sideways</think>" + get_dialect("hermes").render(ToolCall("rotate", {"angle": 90})))
     assert obs.error is None and obs.index == 1
     np.testing.assert_array_equal(np.asarray(ep.raw_image("observation_1")), np.rot90(np.asarray(img)))
     assert ep.records[-1].kind == "rotate" and ep.records[-1].box is None
     obs = ep.step('<tool_call>{"name": "zoom", "arguments": {"bbox_2d": [0, 0, 1, 0.5], "source": "observation_1"}}</tool_call>')
     assert obs.index == 2 and ep.records[-1].box == (0, 0, 200, 150)
     assert ep.records[-1].box_in_original is None  # a rotated image no longer maps onto the original
-    obs = ep.step(render_action(ToolCall("rotate", {"angle": 45}), "hermes"))
+    obs = ep.step(get_dialect("hermes").render(ToolCall("rotate", {"angle": 45})))
     assert "'angle' must be one of 90, 180, 270" in obs.error and ep.invalid_actions == 1
     summary = ep.summary()
     assert (summary["tool_calls"], summary["zooms"]) == (2, 1)

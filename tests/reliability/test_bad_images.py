@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minio3_ext.core.actions import Zoom, render_action
+from minio3_ext.core.actions import Zoom
+from minio3_ext.core.dialect import get_dialect
 from minio3_ext.core.episode import Episode, EpisodeConfig
 from minio3_ext.core.images import ImageBank, ImageError, model_size
 
@@ -158,7 +159,7 @@ def _zoom_all(path: Path, bank: ImageBank) -> tuple[Episode, list]:
     assert raw.mode == "RGB" and view.mode == "RGB"
     assert view.size == model_size(raw.width, raw.height, bank.view_rules)
     episode = Episode(raw, EpisodeConfig(max_turns=10), first_view=view)
-    return episode, [episode.step(render_action(Zoom(box))) for box in QUADRANT_BOXES]
+    return episode, [episode.step(get_dialect().render(Zoom(box))) for box in QUADRANT_BOXES]
 
 
 def _mean(img: Image.Image) -> np.ndarray:
@@ -206,7 +207,7 @@ def test_grey_modes_keep_their_brightness_order(corpus, name):
 def test_one_pixel_image_zooms_and_rejects_empty_boxes(corpus):
     episode, observations = _zoom_all(corpus / "one_pixel.png", ImageBank())
     assert all(obs.error and "at least 1 pixel" in obs.error for obs in observations)
-    obs = episode.step(render_action(Zoom((0.0, 0.0, 1.0, 1.0))))
+    obs = episode.step(get_dialect().render(Zoom((0.0, 0.0, 1.0, 1.0))))
     assert obs.image is not None and obs.image.size == (224, 224)
     assert tuple(_mean(obs.image)) == (10, 200, 30)
 

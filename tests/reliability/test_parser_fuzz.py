@@ -1,7 +1,7 @@
 """Parser fuzzing at scale: structured mutations of valid actions, never an uncaught exception.
 
 20,000 inputs by default, 100,000 with ``MINIO3_FULL=1``. Every input goes through
-``parse_action`` under a random dialect / coordinate system / observation count;
+``Dialect.parse`` under a random dialect / coordinate system / observation count;
 every 10th also through ``Episode.step`` with the zoom and rotate tools enabled.
 """
 
@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minio3_ext.core.actions import ORIGINAL, Answer, Invalid, ToolCall, Zoom, parse_action, render_action
+from minio3_ext.core.actions import ORIGINAL, Answer, Invalid, ToolCall, Zoom
+from minio3_ext.core.dialect import get_dialect
 from minio3_ext.core.episode import TERMINATION_REASONS, Episode, EpisodeConfig
 
 from .conftest import TALLY, scale
@@ -55,11 +56,11 @@ def _check_action(action, num_observations: int | None) -> None:
 def _round_trip(action, dialect: str, num_observations: int | None) -> None:
     """A parsed zoom or answer, rendered again, parses back to itself."""
     if isinstance(action, (Zoom, Answer)):
-        again = parse_action(render_action(action, dialect), dialect=dialect, num_observations=num_observations)
+        again = get_dialect(dialect).parse(get_dialect(dialect).render(action), num_observations=num_observations)
         assert again == action, (action, again)
 
 
-def test_parse_action_never_raises():
+def test_parsing_never_raises():
     n = scale(20_000, 100_000)
     rng = random.Random(SEED)
     failures: list[str] = []
@@ -72,8 +73,7 @@ def test_parse_action_never_raises():
         views = {ORIGINAL: (rng.randrange(28, 4000), rng.randrange(28, 4000))}
         views.update({f"observation_{k}": (rng.randrange(28, 2000), rng.randrange(28, 2000)) for k in range(1, (num_obs or 0) + 1)})
         try:
-            action = parse_action(text, dialect=dialect, num_observations=num_obs, coords=coords,
-                                  view_sizes=rng.choice([views, None]), clamp=rng.random() < 0.3)
+            action = get_dialect(dialect, coords=coords, clamp=rng.random() < 0.3).parse(text, num_observations=num_obs, view_sizes=rng.choice([views, None]))
             _check_action(action, num_obs)
             if coords == "relative":
                 _round_trip(action, dialect, num_obs)

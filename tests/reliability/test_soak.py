@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minio3_ext.core.actions import Answer, ToolCall, Zoom, render_action
+from minio3_ext.core.actions import Answer, ToolCall, Zoom
+from minio3_ext.core.dialect import get_dialect
 from minio3_ext.core.episode import TERMINATION_REASONS, Episode, EpisodeConfig
 from minio3_ext.core.images import ImageBank, ImageError, model_size
 
@@ -80,11 +81,11 @@ def _turn(rng: random.Random, episode: Episode) -> str:
         elif episode.config.coords == "pixel":  # pixels of the view the model saw
             w, h = model_size(*episode.raw_image(source).size, episode.config.view)
             box = [box[0] * w, box[1] * h, box[2] * w, box[3] * h]
-        return render_action(Zoom(tuple(box), source), episode.config.dialect)
+        return get_dialect(episode.config.dialect).render(Zoom(tuple(box), source))
     if roll < 0.58:
-        return render_action(ToolCall("rotate", {"angle": rng.choice([90, 180, 270, 45])}, rng.choice(sources)))
+        return get_dialect().render(ToolCall("rotate", {"angle": rng.choice([90, 180, 270, 45])}, rng.choice(sources)))
     if roll < 0.66:
-        return "<think>done</think>" + render_action(Answer(rng.choice(["red", "7", "a cat"])))
+        return "<think>done</think>" + get_dialect().render(Answer(rng.choice(["red", "7", "a cat"])))
     if roll < 0.70:
         return "I am not sure what to do."
     return fuzz_text(rng, episode.num_observations)

@@ -244,3 +244,27 @@ def test_buffered_pixels_wait_in_host_memory_in_the_vision_dtype(run_scripted):
                        out["pixel_values"].float().sum(dim=1).sort().values)
     changed = [k for k in run.before if not torch.equal(run.before[k], run.after[k])]
     assert any("language_model" in k or "lm_head" in k for k in changed)
+
+
+def test_the_image_budget_has_one_source_the_environments(trl_setup, tmp_path, monkeypatch):
+    import functools
+    from dataclasses import replace
+
+    from trl import TrlParser
+
+    from minio3_ext.testing import load_tiny_qwen
+    from minio3_ext.trl import AccuracyReward, ZoomEnvironment
+
+    # MaskedGRPOConfig.max_images existed only to be checked against the environment's: gone, and a
+    # run that still sets it is refused by TRL's own parser, naming the flag
+    with pytest.raises(ValueError, match=r"not used by the HfArgumentParser: \['--max_images', '12'\]"):
+        TrlParser((MaskedGRPOConfig,)).parse_args_and_config(["--output_dir", str(tmp_path), "--use_cpu", "true", "--bf16", "false",
+                                                           "--max_images", "12"])
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    model, processor = load_tiny_qwen(trl_setup["model_dir"])
+    args = MaskedGRPOConfig(output_dir=str(tmp_path), max_turns=trl_setup["episode"].max_turns, num_generations=3,
+                            per_device_train_batch_size=3, report_to=[], use_cpu=True)
+    env = functools.partial(ZoomEnvironment, config=replace(trl_setup["episode"], max_images=2), bank=trl_setup["bank"])
+    trainer = MaskedGRPOTrainer(model, reward_funcs=[AccuracyReward()], args=args, train_dataset=trl_setup["dataset"],
+                                processing_class=processor, environment_factory=env)
+    assert {pool[0].config.max_images for pool in trainer._environment_pool.values()} == {2}

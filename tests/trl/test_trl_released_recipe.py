@@ -48,7 +48,7 @@ def test_released_flags_parse_into_the_released_settings(monkeypatch):
     recipe, args, model_args = TrlParser((module.RecipeArguments, MaskedGRPOConfig, ModelConfig)).parse_args_and_config()
     assert (recipe.train_data, model_args.model_name_or_path) == ("data/rl_train.jsonl", "Mini-o3/Mini-o3-7B-SFT")
     assert args.include_masked_in_stats and args.mask_overturn
-    assert (args.loss_type, args.max_images, recipe.dialect) == ("grpo", 12, "minio3")
+    assert (args.loss_type, recipe.max_images, recipe.dialect) == ("grpo", 12, "minio3")
     assert (args.max_turns, args.num_generations, args.learning_rate) == (6, 16, 1e-6)  # the rest: the recipe's
     # released math: the grpo loss not rescaled to live rows, no runaway guard (a share never exceeds 1.0)
     assert args.rescale_row_losses is False and args.max_masked_share == 1.0

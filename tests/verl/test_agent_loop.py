@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -252,3 +254,106 @@ def test_a_final_turn_that_does_not_fit_ends_as_context_limit_unscored(
     assert out.batch["rm_scores"].sum().item() == 0.0 and list(out.non_tensor_batch["judged"]) == [0.0]
     trained = worker.tokenizer.decode(out.batch["responses"][0][out.batch["attention_mask"][0, -300:].bool()])
     assert "<answer>" not in trained
+
+
+@pytest.fixture(scope="module")
+def minio3_cfg(tiny_qwen_dir):
+    return _config(tiny_qwen_dir, "minio3")
+
+
+@pytest.mark.parametrize("where, line, message", [
+    # each used to be accepted and silently replaced by the rollout config's value
+    ("loop", "max_turns: 4", r"'max_turns' cannot be set here, it is taken from actor_rollout_ref.rollout.multi_turn.max_assistant_turns"),
+    ("loop", "dialect: hermes", r"'dialect' cannot be set here, it is taken from actor_rollout_ref.rollout.multi_turn.format"),
+    ("loop", "max_context_tokens: 1000", r"'max_context_tokens' cannot be set here, it is taken from context_budget"),
+    # used to reach the crop rules only
+    ("loop", "min_side: 56", r"'min_side' is ambiguous; use 'crop_min_side'"),
+    # the tool YAML's dialect used to be dropped by the loop
+    ("tool", "dialect: hermes", r"'dialect' is 'hermes' in the tool YAML entry of 'zoom' but .*format='minio3' speaks 'minio3'"),
+])
+def test_a_yaml_option_the_loop_would_replace_is_refused_in_one_line(
+    where, line, message, minio3_cfg, synthetic_rows, tmp_path, scripted_server, monkeypatch
+):
+    import copy
+
+    monkeypatch.setitem(_agent_loop_registry, "minio3_agent", _agent_loop_registry["minio3_agent"])
+    cfg = copy.deepcopy(minio3_cfg)
+    multi_turn, agent = cfg.actor_rollout_ref.rollout.multi_turn, cfg.actor_rollout_ref.rollout.agent
+    if where == "loop":
+        path = tmp_path / "agent_loop.yaml"
+        path.write_text(mv.config_path("agent_loop.yaml").read_text() + f"  {line}\n")
+        agent.agent_loop_config_path = str(path)
+    else:
+        path = tmp_path / "zoom_tool.yaml"
+        path.write_text(mv.config_path("zoom_tool.yaml").read_text() + f"      {line}\n")
+        multi_turn.tool_config_path = str(path)
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    worker.llm_client = scripted_server(worker.tokenizer, _scripts("minio3", "x"))
+    batch = _batch(cfg, worker, synthetic_rows[:1], tmp_path, "minio3", cases=["answers"])
+    with pytest.raises(Exception) as e:  # hydra.utils.instantiate wraps the loop's error
+        asyncio.run(worker.generate_sequences(batch))
+    error = e.value if isinstance(e.value, ValueError) else e.value.__cause__
+    assert isinstance(error, ValueError) and re.search(message, str(error)) and "\n" not in str(error)
+    if where == "loop":
+        assert "valid keys: [" in str(error) and "'score_in_loop'" in str(error) and "'view_min_side'" in str(error)
+
+
+def test_a_tool_yaml_tools_list_reaches_the_loops_episode(minio3_cfg, synthetic_rows, tmp_path, scripted_server):
+    # the loop used to drop the tool YAML's `tools` (it reached verl's stock loop only)
+    import copy
+
+    cfg = copy.deepcopy(minio3_cfg)
+    path = tmp_path / "zoom_tool.yaml"
+    path.write_text(mv.config_path("zoom_tool.yaml").read_text() + "      tools: [zoom, rotate]\n")
+    cfg.actor_rollout_ref.rollout.multi_turn.tool_config_path = str(path)
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    row = synthetic_rows[0]
+    server = scripted_server(worker.tokenizer, {"answers": [f"<answer>{row['solution']}</answer>{IM_END}"]})
+    worker.llm_client = server
+    asyncio.run(worker.generate_sequences(_batch(cfg, worker, [row], tmp_path, "minio3", cases=["answers"])))
+    prompt = get_dialect("minio3", tools=("zoom", "rotate")).system_prompt()
+    assert "- rotate:" in prompt and server.calls["answers"][0]["context"].startswith("<|im_start|>system\n" + prompt)
+
+
+@pytest.mark.parametrize("dialect", ["minio3", "hermes"])
+def test_each_turn_is_decoded_once_and_read_once_by_the_core(
+    dialect, tiny_qwen_dir, synthetic_rows, tmp_path, scripted_server, monkeypatch
+):
+    """Issue 20: a turn used to be decoded twice (verl's parser call, then the loop) and
+    read twice (``read_call``, then ``parse_call`` of the arguments JSON-encoded for verl
+    and decoded back, or ``parse`` again). Now one decode and one
+    :meth:`Dialect.parse` per assistant turn, the turn verl does not parse (its turn cap,
+    the ``loops`` case) included."""
+    from minio3_ext.core.dialect import Dialect
+
+    reads = []
+    for name in ("parse", "read_call"):  # the core's entry points that read a turn's text
+        def spy(self, text, *a, _real=getattr(Dialect, name), _name=name, **kw):
+            reads.append((_name, text))
+            return _real(self, text, *a, **kw)
+        monkeypatch.setattr(Dialect, name, spy)
+    cfg = _config(tiny_qwen_dir, dialect)
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    rows = synthetic_rows[:3]
+    server = scripted_server(worker.tokenizer, _scripts(dialect, rows[0]["solution"]))
+    generated = []
+    real_generate = server.generate
+
+    async def generate(*args, **kwargs):
+        out = await real_generate(*args, **kwargs)
+        generated.append(list(out.token_ids))
+        return out
+    server.generate = generate
+    decoded = []
+    real_decode = worker.tokenizer.decode
+    monkeypatch.setattr(worker.tokenizer, "decode", lambda ids, *a, **kw: (decoded.append(list(ids)), real_decode(ids, *a, **kw))[1])
+    worker.llm_client = server
+    out = asyncio.run(worker.generate_sequences(_batch(cfg, worker, rows, tmp_path, dialect)))
+
+    turns = sum(int(t) for t in out.non_tensor_batch["turns"])
+    assert turns == len(generated) == 3 + MAX_TURNS + 3
+    assert [name for name, _ in reads] == ["parse"] * turns
+    assert sorted(text for _, text in reads) == sorted(real_decode(ids) for ids in generated)
+    # each generated turn decoded once (a script may repeat a turn; the reward decodes whole responses)
+    times = Counter(map(tuple, decoded))
+    assert {ids: times[ids] for ids in Counter(map(tuple, generated))} == Counter(map(tuple, generated))

@@ -253,3 +253,16 @@ def test_seq_mean_on_request_released_loss_unchanged_and_finite():
         ours, g1 = _ppo_loss("masked_vanilla", live, agg="seq-mean-token-mean")
         ref, g2 = _ppo_loss("vanilla", live, agg="seq-mean-token-mean")
         assert torch.isfinite(ours) and torch.equal(ours, ref) and torch.equal(g1, g2)
+
+
+@pytest.mark.parametrize("path", ["legacy", "v1"])
+def test_a_misspelt_masked_grpo_option_is_refused_naming_it(path):
+    # a typo used to train the default (masked rows left out of the group statistics)
+    cfg = _run_cfg("+algorithm.masked_grpo.include_masked_in_stat=true")
+    with pytest.raises(ValueError, match=r"^masked_grpo: unknown option algorithm\.masked_grpo\.include_masked_in_stat; "
+                                         r"valid keys: \['allow_seq_mean', 'include_masked_in_stats'\]$"):
+        if path == "legacy":
+            compute_advantage(_batch(**HAND), "masked_grpo", config=cfg.algorithm)
+        else:
+            keys = [f"{u}_{i}_0" for i, u in enumerate(HAND["uids"])]
+            compute_advantage_for_multi_trajectories(_batch(**HAND), keys, "masked_grpo", config=cfg.algorithm)

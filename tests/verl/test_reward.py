@@ -95,3 +95,43 @@ def test_every_result_has_the_same_keys():
     results = [score("<answer>K</answer>"), score("none"), score("<answer>K</answer>", extra={"is_overturn": True}),
                score("<answer>K</answer>", judge=FakeJudge(None))]
     assert all(set(r) == set(RESULT_KEYS) for r in results)
+
+
+def _manager_score(tiny_qwen_dir, reward_kwargs, **manager_kwargs):
+    """One row through verl's reward-loop ``naive`` manager, reward fn loaded as verl loads it."""
+    import numpy as np
+    import torch
+    from transformers import AutoTokenizer
+    from verl import DataProto
+    from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
+
+    cfg = OmegaConf.create({"reward": {"custom_reward_function": {
+        "path": "pkg://minio3_ext.verl.reward", "name": "compute_score", "reward_kwargs": reward_kwargs}}})
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen_dir)
+    ids = tokenizer.encode("<answer>k</answer>", add_special_tokens=False)
+    data = DataProto.from_dict(
+        tensors={"responses": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)},
+        non_tensors={"data_source": np.array(["s"], dtype=object),
+                     "reward_model": np.array([{"ground_truth": "K"}], dtype=object),
+                     "extra_info": np.array([{"question": "which letter?"}], dtype=object)})
+
+    async def run():
+        manager = NaiveRewardManager(cfg, tokenizer, get_custom_reward_fn(cfg), **manager_kwargs)
+        return await manager.run_single(data)
+
+    return asyncio.run(run())
+
+
+def test_verls_own_reward_manager_kwargs_keep_working(tiny_qwen_dir):
+    # with a reward-model router configured verl adds reward_router_address / reward_model_tokenizer
+    out = _manager_score(tiny_qwen_dir, {"acc_weight": 0.5}, reward_router_address="127.0.0.1:9",
+                         reward_model_tokenizer=object())
+    assert out["reward_score"] == 0.5
+
+
+def test_a_misspelt_reward_kwarg_is_refused_naming_it(tiny_qwen_dir):
+    # it used to be swallowed: the run trained with acc_weight=1.0
+    with pytest.raises(ValueError, match=r"^minio3_ext.verl.reward.compute_score: unknown option reward\.custom_reward_"
+                                         r"function\.reward_kwargs\.acc_weigth; valid keys: \['acc_weight', "
+                                         r"'format_weight', 'tool_weight', 'judge_preset'\]$"):
+        _manager_score(tiny_qwen_dir, {"acc_weigth": 0.5})

@@ -123,3 +123,32 @@ def test_unknown_tool_option_is_named(tmp_path):
     cfg.write_text("tools:\n  - class_name: minio3_ext.verl.tool.ZoomTool\n    config:\n      type: native\n      max_pixel: 5\n")
     with pytest.raises(ValueError, match="max_pixel"):
         initialize_tools_from_config(str(cfg))
+
+
+def _tool_yaml(tmp_path, **options) -> str:
+    body = "".join(f"      {k}: {v}\n" for k, v in options.items())
+    cfg = tmp_path / "tool.yaml"
+    cfg.write_text("tools:\n  - class_name: minio3_ext.verl.tool.ZoomTool\n    config:\n      type: native\n" + body)
+    return str(cfg)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    # verl's rollout config owns the budgets: the tool YAML value would be replaced
+    ("max_turns", 3, r"'max_turns' cannot be set here, it is taken from actor_rollout_ref.rollout.multi_turn.max_assistant_turns"),
+    ("max_context_tokens", 100, r"'max_context_tokens' cannot be set here, it is taken from actor_rollout_ref.rollout.response_length"),
+    # both rule sets have these: the bare name used to reach the crop rules only
+    ("min_side", 56, r"'min_side' is ambiguous; use 'crop_min_side' \(crops\) or 'view_min_side'"),
+    ("max_aspect_ratio", 50, r"'max_aspect_ratio' is ambiguous"),
+])
+def test_a_tool_option_it_would_replace_or_misroute_is_refused_in_one_line(tmp_path, key, value, message):
+    with pytest.raises(ValueError, match=message) as e:
+        initialize_tools_from_config(_tool_yaml(tmp_path, **{key: value}))
+    assert "\n" not in str(e.value) and "valid keys: [" in str(e.value) and "'view_min_side'" in str(e.value)
+
+
+def test_crop_and_view_keys_reach_the_rules_they_name(tmp_path):
+    (tool,) = initialize_tools_from_config(_tool_yaml(tmp_path, crop_min_side=5, view_min_side=56,
+                                                      crop_max_aspect_ratio=20, view_max_aspect_ratio=50))
+    crop, view = tool.episode_config.crop, tool.episode_config.view
+    assert (crop.min_side, crop.max_aspect_ratio) == (5, 20.0)
+    assert (view.min_side, view.max_aspect_ratio) == (56, 50.0)

@@ -78,6 +78,17 @@ def test_agent_data_carries_the_attributes_the_loop_uses():
     assert f'getattr(agent_data, "{compat.ACTIVE_TOOL_SCHEMAS}"' in loop_source
 
 
+def test_the_parser_slot_the_loop_fills_is_verls_and_read_once_per_turn():
+    from verl.experimental.agent_loop.tool_agent_loop import ToolAgentLoop
+
+    init = inspect.getsource(ToolAgentLoop.__init__)
+    generating = inspect.getsource(ToolAgentLoop._handle_generating_state)
+    assert f"self.{compat.PARSER_SLOT} = ToolParser.get_tool_parser(" in init
+    assert generating.count(f"self.{compat.PARSER_SLOT}.extract_tool_calls(") == 1
+    # the ids it parses are the turn's own list (TurnReader.read_turn reuses that read)
+    assert re.search(rf"self\.{compat.PARSER_SLOT}\.extract_tool_calls\(\s*agent_data\.response_ids\b", generating)
+
+
 def test_replay_buffer_state_the_filter_reads():
     from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 

@@ -1,17 +1,19 @@
 """Parity: every turn of the parser fuzz corpus, read through verl's registered tool
-parser and the agent loop's step from its calls to an action
-(:func:`minio3_ext.verl.tool_parser.action_of_turn`), gives the same action as the core
-dialect, for both dialects, every coordinate system and both presets."""
+parsers and the step verl's stock ``ToolAgentLoop`` takes from a call to the image tool
+(``json.loads`` of the arguments, then :meth:`Episode.parse_call`), and through the
+``minio3_agent`` loop's :class:`~minio3_ext.verl.tool_parser.TurnReader`, gives the same
+action as the core dialect, for both dialects, every coordinate system and both presets."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 
 import pytest
 from verl.experimental.agent_loop.tool_parser import ToolParser
 
-from minio3_ext.core import Answer, Zoom
+from minio3_ext.core import Answer, Invalid, ToolCall, Zoom
 from minio3_ext.core.dialect import get_dialect
 from minio3_ext.testing import build_tokenizer
 from minio3_ext.verl import tool_parser
@@ -44,16 +46,20 @@ def corpus(tokenizer) -> list[tuple[list[int], int]]:
     return out
 
 
-def _verl_actions(parser, dialect, corpus):
+def _parsed(parser, corpus):
     async def run():
-        out = []
-        for ids, n_obs in corpus:
-            content, calls = await parser.extract_tool_calls(ids)
-            ctx = dict(num_observations=n_obs, view_sizes={k: v for k, v in VIEWS.items()})
-            out.append((content, n_obs, tool_parser.action_of_turn(dialect, content, calls, **ctx)))
-        return out
+        return [(*(await parser.extract_tool_calls(ids)), n_obs) for ids, n_obs in corpus]
 
     return asyncio.run(run())
+
+
+def _stock_step(dialect, calls, n_obs):
+    """What verl's stock loop runs for a turn's calls: the first call's JSON arguments
+    through the image tool (``ImageToolAdapter.execute`` → ``parse_call``); ``None`` when
+    there is no call (verl ends the trajectory) or verl cannot read the arguments."""
+    if not calls or calls[0].unreadable:
+        return None
+    return dialect.parse_call(calls[0].name, json.loads(calls[0].arguments), num_observations=n_obs, view_sizes=VIEWS)
 
 
 @pytest.mark.parametrize("coords", ["relative", "thousand", "pixel"])
@@ -62,19 +68,54 @@ def test_registered_parser_gives_the_core_action(name, preset, coords, tokenizer
     dialect = get_dialect(name, coords=coords, preset=preset)
     parser = ToolParser.get_tool_parser(REGISTERED[(name, preset)], tokenizer)
     kinds = set()
-    for content, n_obs, action in _verl_actions(parser, dialect, corpus):
+    for content, calls, n_obs in _parsed(parser, corpus):
         core = dialect.parse(content, num_observations=n_obs, view_sizes=VIEWS)
-        assert action == core, content
+        stock = _stock_step(dialect, calls, n_obs)
+        if stock is not None:
+            assert stock == core, content
+        elif calls:  # an unreadable body: verl answers it with an error turn, the core reads an attempt
+            assert isinstance(core, Invalid) and core.attempted, content
+        else:  # no call: the turn runs no tool
+            assert not isinstance(core, (Zoom, ToolCall)), content
         kinds.add(type(core).__name__)
     assert {"Zoom", "Answer", "Invalid", "ToolCall"} <= kinds  # the corpus exercises every kind
 
 
-def test_the_agent_loop_parser_follows_its_dialect_options(tokenizer, corpus):
-    """The loop builds its parser from the episode's dialect (any option mix)."""
+def _reader(tokenizer, dialect, n_obs):
+    reads = []
+
+    def read(text):
+        reads.append(text)
+        return dialect.parse(text, num_observations=n_obs, view_sizes=VIEWS)
+
+    return tool_parser.TurnReader(tokenizer, read), reads
+
+
+def test_the_agent_loop_reader_reads_each_turn_once_with_its_dialect(tokenizer, corpus):
+    """The loop's reader hands verl the decoded text and no call, and the action the
+    episode read (any option mix), once: ``read_turn`` of the same ids does not read again."""
     dialect = get_dialect("minio3", coords="thousand", preset="strict", grounding_wins=True, observation_zero=True)
-    parser = tool_parser.parser_for(dialect, tokenizer)
-    for content, n_obs, action in _verl_actions(parser, dialect, corpus):
+    kinds = set()
+    for ids, n_obs in corpus:
+        reader, reads = _reader(tokenizer, dialect, n_obs)
+        content, calls = asyncio.run(reader.extract_tool_calls(ids))
+        assert content == tokenizer.decode(ids) and calls == []
+        text, action = reader.read_turn(ids)
+        assert (text, reads) == (content, [content])
         assert action == dialect.parse(content, num_observations=n_obs, view_sizes=VIEWS), content
+        kinds.add(type(action).__name__)
+    assert {"Zoom", "Answer", "Invalid"} <= kinds
+
+
+def test_the_reader_reads_a_turn_verl_did_not_parse(tokenizer):
+    """verl returns before parsing when its own caps are hit: the loop reads the ids itself, once."""
+    ids = tokenizer.encode("<answer>B</answer>", add_special_tokens=False)
+    reader, reads = _reader(tokenizer, get_dialect("minio3"), 0)
+    assert reader.read_turn(ids) == ("<answer>B</answer>", Answer("B")) and reader.read_turn(ids)[1] == Answer("B")
+    assert len(reads) == 1
+    other = list(ids)  # the next turn's ids: read again
+    reader.read_turn(other)
+    assert len(reads) == 2
 
 
 @pytest.mark.parametrize("text", [
@@ -87,11 +128,12 @@ def test_an_answer_in_any_case_before_a_grounding_is_the_answer(text, tokenizer)
     loop's reading (any <grounding> is a zoom)."""
     ids = tokenizer.encode(text, add_special_tokens=False)
     strict = ToolParser.get_tool_parser(tool_parser.NAME, tokenizer)
-    content, calls = asyncio.run(strict.extract_tool_calls(ids))
+    _, calls = asyncio.run(strict.extract_tool_calls(ids))
     assert calls == []
-    assert tool_parser.action_of_turn(get_dialect("minio3"), content, calls) == Answer("B")
+    reader, _ = _reader(tokenizer, get_dialect("minio3"), 0)
+    asyncio.run(reader.extract_tool_calls(ids))
+    assert reader.read_turn(ids)[1] == Answer("B")
     released = ToolParser.get_tool_parser(tool_parser.RELEASED_NAME, tokenizer)
-    content, calls = asyncio.run(released.extract_tool_calls(ids))
+    _, calls = asyncio.run(released.extract_tool_calls(ids))
     assert [c.name for c in calls] == ["zoom"]
-    action = tool_parser.action_of_turn(get_dialect("minio3", preset="released"), content, calls)
-    assert action == Zoom((0.0, 0.0, 0.5, 0.5), "original_image")
+    assert _stock_step(get_dialect("minio3", preset="released"), calls, 0) == Zoom((0.0, 0.0, 0.5, 0.5), "original_image")
