@@ -216,4 +216,9 @@ def test_released_rule_keeps_the_four_of_sixteen_group_through_verls_sampling_lo
     _put_group("refill", REFILL)
     batch, _ = buf.sample(global_steps=1, partition_id="train", batch_size=2)
     uids = sorted({k.split("_")[0] for k in batch.keys})
-    assert uids == (["fourof16", "mixed"] if released else ["mixed", "refill"])
+    # the store hands finished groups back in no fixed order: all three are kept under the
+    # released rule, so which second group fills the batch is not part of the claim
+    assert len(uids) == 2
+    assert ("fourof16" in uids) == released
+    if not released:
+        assert uids == ["mixed", "refill"]
