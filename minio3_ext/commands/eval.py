@@ -16,8 +16,10 @@ generation_config.json never decides.
 
 Each (item, sample) runs once under the largest budget; smaller budgets are its
 prefixes. Records are appended to ``--out`` as they are judged; rerunning the same
-command resumes (nothing is rerun or rescored) — a rerun with other settings (model,
-sampling, dialect, budgets, images, context) is refused, naming the setting. Writes
+command resumes (nothing is rerun or rescored). Resume is keyed on content and settings:
+a rerun whose items changed (question, ground truth, image bytes) or whose settings did
+(URL, model, sampling, dialect, images, context, any judge setting, flags or
+``MINIO3_JUDGE_*`` alike) is refused, naming what differs. Writes
 ``<out>.summary.json``, ``<out>.summary.md`` and ``<out>.png`` (accuracy vs budget), and
 names them on its last line.
 The judge is read from ``--judge-*`` or ``MINIO3_JUDGE_*``; without a judge URL the
@@ -183,26 +185,83 @@ def episode_config(args: argparse.Namespace, max_turns: int):
                          dialect=args.dialect, coords=args.coords, preset=args.preset, tools=_tools(args))
 
 
+#: The flags (argparse destinations of eval and coldstart) that shape a record: each is part of
+#: the resume key, with the judge's settings (``judge.<field>``, :meth:`JudgeConfig.key_settings`)
+#: and the system prompt. A flag in neither this set nor :data:`NOT_KEYED` makes :func:`run_settings`
+#: raise, so every new flag is decided.
+KEYED = frozenset({
+    "base_url", "model", *SAMPLING_DESTS, "max_tokens", "no_stop", "extra_body", "dialect", "coords", "preset", "tools",
+    "max_images", "max_context_tokens", "image_format", "image_quality", "protocol", "token_count", "tokenizer",
+    "max_turns", "num_exemplars", "exemplar_max_pixels",  # coldstart's
+})
+#: The flags that do not change a record, each with the reason.
+NOT_KEYED: dict[str, str] = {
+    "command": "the subcommand itself", "func": "the subcommand itself",
+    "data": "items are keyed by their content (question, ground truth, image bytes), not by the file holding them",
+    "image_root": "images are keyed by their bytes, wherever they are found",
+    "allow_outside_root": "decides which rows may be read, not what a record holds",
+    "out": "where records go",
+    "limit": "which items run, not how",
+    "k": "how many samples run; each record is keyed by its sample index",
+    "attempts": "how many attempts run (coldstart's --k); each record is keyed by its sample index",
+    "budgets": "records run under the largest budget and smaller budgets are their prefixes; a larger budget "
+               "than the records ran under is refused on its own",
+    "save_crops": "where observation images are saved",
+    "no_progress": "display only",
+    "concurrency": "episodes in flight; each episode is independent",
+    "timeout": "how long a request may take; a request that runs out makes no record",
+    "max_connection_errors": "when a run stops; a failed request makes no record",
+    "api_key": "a credential: it grants access to the server, it does not choose the model (never written down)",
+    "judge_api_key": "a credential (never written down)",
+    "judge_cache": "where verdicts are kept (the cache is keyed on every judge setting itself)",
+    "judge_base_url": "keyed as judge.base_url, resolved with MINIO3_JUDGE_* and the preset",
+    "judge_model": "keyed as judge.model, resolved with MINIO3_JUDGE_* and the preset",
+    "judge_preset": "keyed as judge.preset, resolved with MINIO3_JUDGE_PRESET",
+    "judge_failures": "how the summary counts unscorable records, not what a record holds",
+    "exemplars": "keyed by the file's bytes (coldstart passes their sha256 as --exemplars)",
+}
+
+
+def _key_form(args: argparse.Namespace, dest: str) -> Any:
+    """The value of ``dest`` as the resume key holds it (JSON-able, normalised)."""
+    import json
+
+    value = getattr(args, dest)
+    if dest == "tools":
+        return list(_tools(args))
+    if dest == "extra_body":
+        return value or {}
+    if dest == "no_stop":
+        return bool(value)
+    if dest == "image_quality" and args.image_format != "jpeg":
+        return None  # PNG is lossless: the quality does not apply
+    return json.loads(json.dumps(value, default=str))
+
+
 def run_settings(args: argparse.Namespace, judge: Any = None, **extra: Any) -> dict[str, Any]:
-    """Every setting that changes a record, keyed by its flag: the resume key."""
-    settings: dict[str, Any] = {
-        "--model": args.model, **{"--" + d.replace("_", "-"): getattr(args, d) for d in SAMPLING_DESTS},
-        "--max-tokens": args.max_tokens,
-        "--no-stop": bool(args.no_stop), "--extra-body": args.extra_body or {},
-        "--dialect": args.dialect, "--coords": args.coords, "--preset": args.preset, "--tools": list(_tools(args)),
-        "--max-images": args.max_images, "--max-context-tokens": args.max_context_tokens,
-        "--image-format": args.image_format,
-        "--image-quality": args.image_quality if args.image_format == "jpeg" else None,
-        "system prompt": hashlib.sha256(dialect_of(args).system_prompt().encode()).hexdigest()[:16],
-    }
-    for flag in ("protocol", "judge_preset", "token_count", "tokenizer"):  # eval's own options and presets
-        if getattr(args, flag, None) is not None:
-            settings["--" + flag.replace("_", "-")] = getattr(args, flag)
-    config = getattr(judge, "config", None)
-    if config is not None:
-        settings["--judge-model"] = getattr(config, "model", None) if getattr(config, "base_url", None) else "rules"
+    """Every setting that changes a record, keyed by its flag: the resume key. Every flag of
+    ``args`` is in :data:`KEYED` or :data:`NOT_KEYED` (else ``RuntimeError``); the judge's
+    settings (``judge.<field>``) and the system prompt's hash join them. ``extra`` adds more."""
+    from minio3_ext.eval.evaluate import judge_settings
+
+    undecided = sorted(d for d in vars(args) if d not in KEYED and d not in NOT_KEYED)
+    if undecided:
+        raise RuntimeError("flag(s) " + ", ".join("--" + d.replace("_", "-") for d in undecided)
+                           + " are neither in KEYED nor in NOT_KEYED (minio3_ext/commands/eval.py): "
+                           "decide whether they change a record")
+    settings: dict[str, Any] = {"--" + d.replace("_", "-"): _key_form(args, d) for d in sorted(vars(args))
+                                if d in KEYED}
+    settings["system prompt"] = hashlib.sha256(dialect_of(args).system_prompt().encode()).hexdigest()[:16]
+    if judge is not None:
+        settings.update(judge_settings(judge))
     settings.update(extra)
     return settings
+
+
+def judge_label(judge: Any) -> str:
+    """The judge's model, or ``rules`` for the rule-only judge (the summary's ``judge``)."""
+    config = getattr(judge, "config", None)
+    return getattr(config, "model", None) if getattr(config, "base_url", None) else "rules"
 
 
 #: Flags a ``--protocol`` preset may fill (kept in step with minio3_ext.eval.protocol.PROTOCOL_DESTS).
@@ -387,7 +446,7 @@ def run(args: argparse.Namespace) -> int:
                       "new": stats.ran if stats else None, "resumed": stats.done_before if stats else None,
                       "failed": stats.failed if stats else None, "stopped": stopped,
                       "protocol": protocol.name if protocol else None, "context_count": counted,
-                      "judge_failures": args.judge_failures, "judge": settings.get("--judge-model"),
+                      "judge_failures": args.judge_failures, "judge": judge_label(judge),
                       "sampling": {d: getattr(args, d) for d in SAMPLING_DESTS},
                       "sampling_in_generation_config": getattr(policy, "sampling_in_generation_config", False)}
     out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1))
@@ -402,7 +461,7 @@ def run(args: argparse.Namespace) -> int:
     written = [out, out.with_suffix(".summary.json"), out.with_suffix(".summary.md")]
     written += [out.with_suffix(".png")] if records else []
     paper = paper_table(summary, failures_as_0=args.judge_failures == "zero",
-                        rule_judge=settings.get("--judge-model") == "rules")
+                        rule_judge=judge_label(judge) == "rules")
     if paper is not None:  # the paper's benchmarks, laid out like its table, beside its Mini-o3 row
         out.with_suffix(".paper.md").write_text(paper + "\n")
         written.append(out.with_suffix(".paper.md"))

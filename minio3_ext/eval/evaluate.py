@@ -3,7 +3,10 @@
 Each (item, sample) is run once under the largest budget, judged once, and appended
 as one trajectory record (:mod:`.records`) to the output JSONL as soon as it is
 scored. A rerun with the same output skips every (id, sample) already in the file,
-so a killed run resumes without rescoring anything. Smaller budgets are derived
+so a killed run resumes without rescoring anything. Resume is keyed on content: a
+record is reused only when its question, ground truth and image bytes (sha256) are the
+item's and its settings (every sampling, episode and judge setting) are the run's;
+otherwise the run is refused, naming what differs. Smaller budgets are derived
 from prefixes (:func:`.runner.at_budget`) when the summary is built.
 """
 
@@ -18,9 +21,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..core.episode import EpisodeConfig
 from ..core.images import ImageBank, ImageError
-from ..core.paths import PathEscapeError, confine
+from ..core.paths import PathEscapeError, confine, file_sha256
 from .metrics import DEFAULT_BUDGETS
-from .records import SETTINGS_KEY, as_item, item_key, settings_mismatch
+from .records import IMAGE_HASH_KEY, SETTINGS_KEY, as_item, content_mismatch, item_key, settings_mismatch
 from .runner import Policy, approx_tokens, run_episode, score_trajectory
 
 __all__ = ["EvalStats", "RecordWriteError", "load_items", "read_records", "repair_tail", "evaluate"]
@@ -157,11 +160,20 @@ async def evaluate(
         raise ValueError(
             f"{out}: {len(short)} record(s) ran under a budget of {short[0].get('budget')} turns and hit it; "
             f"budget {config.max_turns} cannot be derived from them. Use a new output file for larger budgets.")
+    if settings is not None:
+        settings = {**settings, **judge_settings(judge)}
     if settings is not None and existing:
         why = settings_mismatch(existing, settings)
         if why:
             raise ValueError(f"{out} holds records of another run ({why}); use another output, "
                              "or rerun with the earlier settings to resume")
+    hashes = await image_hashes(items)
+    by_id = {str(item["id"]): {**item, IMAGE_HASH_KEY: hashes[str(item["image"])]} for item in items}
+    for r in existing:
+        item = by_id.get(str(r["id"]))
+        why = content_mismatch(r, item) if item is not None else None
+        if why:
+            raise ValueError(f"{out} holds a record of another item ({why}); use another output for changed data")
     done = {item_key(r) for r in existing}
     todo = [(item, s) for item in items for s in range(k) if (str(item["id"]), s) not in done]
     stats = EvalStats(done_before=len(done))
@@ -181,6 +193,7 @@ async def evaluate(
                     traj = await run_episode(policy, item, config, bank, sample=sample, crops_dir=crops_dir,
                                              token_counter=token_counter, exact_context=exact_context)
                     await score_trajectory(traj, judge)
+                    traj[IMAGE_HASH_KEY] = hashes[str(item["image"])]
                     if settings is not None:
                         traj[SETTINGS_KEY] = dict(settings)
                 except (ImageError, OSError, ValueError, RuntimeError, asyncio.TimeoutError, _api_errors()) as e:
@@ -202,6 +215,36 @@ async def evaluate(
     if bar is not None:
         bar.close()
     return stats
+
+
+def judge_settings(judge: Any) -> dict[str, Any]:
+    """The judge's verdict-deciding settings as run settings (``judge.<field>``), from its
+    resolved config (flags, ``MINIO3_JUDGE_*`` and the preset's defaults alike)."""
+    config = getattr(judge, "config", None)
+    key = getattr(config, "key_settings", None)
+    if key is None:
+        return {"judge": type(judge).__name__}
+    return {f"judge.{name}": value for name, value in key().items()}
+
+
+async def image_hashes(items: Sequence[Mapping[str, Any]], concurrency: int = 8) -> dict[str, str | None]:
+    """sha256 of each item's image file (:func:`~minio3_ext.core.paths.file_sha256`), in worker
+    threads; ``None`` for a file that cannot be read (its episode fails and is retried later).
+    A path that is not a regular file raises ``ValueError`` naming the item."""
+    sem = asyncio.Semaphore(concurrency)
+    paths = list(dict.fromkeys(str(item["image"]) for item in items))
+    owner = {str(item["image"]): item["id"] for item in items}
+
+    async def one(path: str) -> str | None:
+        async with sem:
+            try:
+                return await asyncio.to_thread(file_sha256, path)
+            except PathEscapeError as e:
+                raise ValueError(f"item {owner[path]}: {e}") from None
+            except OSError:
+                return None
+
+    return dict(zip(paths, await asyncio.gather(*(one(p) for p in paths))))
 
 
 def _api_errors() -> type[BaseException]:

@@ -28,7 +28,10 @@
      "is_overturn": bool,           # masked in training
      "termination_detail": str | None,  # the server's words when it ended the episode
                                     # (context or per-prompt image limit)
-     "settings": {flag: value},     # the run settings that shaped the record (resume key)
+     "image_sha256": str | None,    # sha256 of the image file's bytes (resume key, with question
+                                    # and ground truth; None when the file could not be read)
+     "settings": {flag: value},     # every run setting that shaped the record, judge's included
+                                    # ("judge.<field>"): resume key
      "verdict": 1 | 0 | None,       # judge: correct / wrong (or no answer) / unscorable
      "scored": bool}                # False until the judge ran
 
@@ -42,9 +45,13 @@ from typing import Any, Iterable, Mapping
 
 from ..core.answers import ground_truth_text
 
-__all__ = ["as_item", "item_key", "benchmark_of", "settings_mismatch", "identical_sample_items", "SETTINGS_KEY"]
+__all__ = ["as_item", "item_key", "benchmark_of", "settings_mismatch", "content_mismatch", "identical_sample_items",
+           "SETTINGS_KEY", "IMAGE_HASH_KEY", "CONTENT_KEYS"]
 
 SETTINGS_KEY = "settings"
+IMAGE_HASH_KEY = "image_sha256"
+#: What a record is of, besides its id: a resumed record must match the item on each.
+CONTENT_KEYS = ("question", "ground_truth", IMAGE_HASH_KEY)
 
 _DIFFICULTIES = ("easy", "medium", "hard", "train")
 
@@ -115,12 +122,14 @@ def item_key(record: Mapping[str, Any]) -> tuple[str, int]:
     return str(record["id"]), int(record.get("sample", 0))
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, limit: int = 120) -> str:
     if isinstance(value, str):
-        return repr(value)
-    import json
+        text = repr(value)
+    else:
+        import json
 
-    return json.dumps(value, sort_keys=True, default=str)
+        text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def settings_mismatch(records: Iterable[Mapping[str, Any]], settings: Mapping[str, Any]) -> str | None:
@@ -139,6 +148,19 @@ def settings_mismatch(records: Iterable[Mapping[str, Any]], settings: Mapping[st
         diff = [k for k in sorted(set(wanted) | set(have)) if have.get(k) != wanted.get(k)]
         if diff:
             return "; ".join(f"{k} was {_show(have.get(k))} in the earlier run, {_show(wanted.get(k))} now" for k in diff)
+    return None
+
+
+def content_mismatch(record: Mapping[str, Any], item: Mapping[str, Any]) -> str | None:
+    """Why ``record`` (same id) was not made on ``item`` (:data:`CONTENT_KEYS`: question,
+    ground truth, image bytes), or ``None`` when it was. ``item`` carries ``image_sha256``."""
+    where = f"record {record.get('id')!r} sample {record.get('sample', 0)}"
+    if IMAGE_HASH_KEY not in record:
+        return f"{where} carries no image hash (written by an older minio3), so it cannot be resumed safely"
+    for key in CONTENT_KEYS:
+        if record.get(key) != item.get(key):
+            what = {"ground_truth": "ground truth", IMAGE_HASH_KEY: "image (sha256 of its bytes)"}.get(key, key)
+            return f"{where} was made on another {what}: {_show(record.get(key))} then, {_show(item.get(key))} now"
     return None
 
 

@@ -1,7 +1,9 @@
 """Persistent verdict cache in sqlite.
 
-Keyed by ``sha256(model, prompt version, question, ground truth, normalised
-prediction)``. Only LLM verdicts are stored (never unscorable ones), so a failure is
+Keyed by ``sha256(judge settings, question, ground truth, normalised prediction)``,
+where the judge settings are :meth:`JudgeConfig.key_settings` (preset, URL, model, prompt and
+parser version, every field that decides a verdict): another preset, URL or parser never
+reads this judge's verdicts. Only LLM verdicts are stored (never unscorable ones), so a failure is
 retried on the next run. WAL journal + a busy timeout make it safe for several
 processes (e.g. Ray reward workers) to read and write one file; every write is one
 short transaction with ``INSERT OR IGNORE`` (two processes that judged the same key
@@ -17,7 +19,7 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 __all__ = ["VerdictCache", "cache_key"]
 
@@ -31,8 +33,10 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS verdicts (
 )"""
 
 
-def cache_key(model: str, prompt_version: str, question: str, ground_truth: str, norm_prediction: str) -> str:
-    payload = json.dumps([model, prompt_version, question, ground_truth, norm_prediction], ensure_ascii=False)
+def cache_key(settings: Mapping[str, Any], question: str, ground_truth: str, norm_prediction: str) -> str:
+    """The cache key of one verdict: ``settings`` (:meth:`JudgeConfig.key_settings`) and the inputs."""
+    payload = json.dumps([dict(sorted(settings.items())), question, ground_truth, norm_prediction],
+                         ensure_ascii=False, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

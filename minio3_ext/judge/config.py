@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
-__all__ = ["JudgeConfig", "JudgeConfigError", "ENV_PREFIX", "PRESETS", "PRESET_DEFAULTS"]
+__all__ = ["JudgeConfig", "JudgeConfigError", "ENV_PREFIX", "PRESETS", "PRESET_DEFAULTS", "KEYED", "NOT_KEYED"]
 
 ENV_PREFIX = "MINIO3_JUDGE_"
 
@@ -20,6 +20,26 @@ PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
     # released general_qa_tool.py: timeout=120, max_tokens=16384, 5 tries, every row asked
     "released": {"model": "gpt-4o-2024-11-20", "timeout_s": 120.0, "max_retries": 4, "max_tokens": 16384,
                  "use_rules": False, "dedupe": False},
+}
+
+
+#: The :class:`JudgeConfig` fields that decide a verdict: each keys the verdict cache and
+#: ``minio3 eval``'s resume (:meth:`JudgeConfig.key_settings`), with the prompt/parser version.
+KEYED = ("preset", "base_url", "model", "max_tokens", "retry_temperature", "max_prediction_chars",
+         "max_question_chars", "use_rules", "dedupe")
+#: The fields that do not decide a verdict, each with the reason. A field in neither
+#: :data:`KEYED` nor here makes :meth:`JudgeConfig.key_settings` raise: every new setting is decided.
+NOT_KEYED: dict[str, str] = {
+    "api_key": "a credential: it grants access to a judge, it does not choose one (and is never written down)",
+    "cache_path": "where verdicts are kept, not what they are",
+    "concurrency": "how many requests are in flight at once",
+    "timeout_s": "how long one request may take; a request that runs out makes no verdict",
+    "max_retries": "how many tries before an item is unscorable; a verdict read on try n does not depend on it",
+    "backoff_base_s": "a wait between tries",
+    "backoff_max_s": "a wait between tries",
+    "rate_limit_wait_s": "a wait between tries",
+    "max_rate_limit_waits": "how many rate-limit waits before an item is unscorable; no verdict depends on it",
+    "error_wait_s": "a wait between tries",
 }
 
 
@@ -147,6 +167,21 @@ class JudgeConfig:
             values[name] = _coerce(key, raw, by_name[name].type)
         values.update({k: v for k, v in overrides.items() if not (k == "preset" and v is None)})
         return cls(**values)
+
+    def key_settings(self) -> dict[str, Any]:
+        """Everything that decides this judge's verdicts: every :data:`KEYED` field (the
+        preset's values filled in) and ``prompt_version`` (prompt and verdict parser).
+        Raises ``RuntimeError`` for a field in neither :data:`KEYED` nor :data:`NOT_KEYED`."""
+        from . import prompt, released
+
+        names = [f.name for f in fields(self)]
+        undecided = [n for n in names if n not in KEYED and n not in NOT_KEYED]
+        if undecided:
+            raise RuntimeError(f"JudgeConfig field(s) {', '.join(undecided)} are neither in KEYED nor in NOT_KEYED "
+                               "(minio3_ext/judge/config.py): decide whether they change a verdict")
+        out: dict[str, Any] = {n: getattr(self, n) for n in names if n in KEYED}
+        out["prompt_version"] = released.PROMPT_VERSION if self.preset == "released" else prompt.PROMPT_VERSION
+        return out
 
     def resolved_api_key(self) -> str:
         """The key sent: ``api_key``, else ``$OPENAI_API_KEY``, else ``"EMPTY"``."""

@@ -165,8 +165,9 @@ class Judge:
             groups.setdefault(key, []).append(i)
 
         reps = {key: members[0] for key, members in groups.items()}
-        version = self._prompt_version
-        keys = {key: cache_key(cfg.model or "", version, *prepared[rep][:2], self._cache_form(prepared[rep][2]))
+        settings = cfg.key_settings()
+        version = settings["prompt_version"]
+        keys = {key: cache_key(settings, *prepared[rep][:2], self._cache_form(prepared[rep][2]))
                 for key, rep in reps.items()}
         cached = await self._cache_get(list(keys.values()))
         to_ask = [key for key in groups if keys[key] not in cached]
@@ -263,7 +264,7 @@ class Judge:
     # ------------------------------------------------------------------ internals
     @property
     def _prompt_version(self) -> str:
-        return released.PROMPT_VERSION if self.config.preset == "released" else PROMPT_VERSION
+        return self.config.key_settings()["prompt_version"]
 
     def _cache_form(self, prediction: str) -> str:
         # the released judge sees the prediction verbatim: "The red." and "red" are two questions

@@ -95,14 +95,13 @@ def test_a_full_disk_is_one_line_with_the_resume_hint(synthetic_jsonl, tmp_path,
     with FakeOpenAIServer(lambda r: "<think>x</think><answer>9</answer>", models=["m"]) as server:
         status = main(["eval", "--data", str(synthetic_jsonl), "--out", str(out), "--base-url", server.base_url,
                        "--model", "m", "--no-progress", "--k", "2", "--concurrency", "1", "--budgets", "1"])
-    err = capsys.readouterr().err
-    assert status == 1 and "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "No space left on device" in lines[0] and "2 complete records are saved" in lines[0]
-    assert "rerun the same command to resume" in lines[0]
-    monkeypatch.undo()  # the disk has room again: the rerun resumes from the 2 saved records
-    with FakeOpenAIServer(lambda r: "<think>x</think><answer>9</answer>", models=["m"]) as server:
+        err = capsys.readouterr().err
+        assert status == 1 and "Traceback" not in err, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert "No space left on device" in lines[0] and "2 complete records are saved" in lines[0]
+        assert "rerun the same command to resume" in lines[0]
+        monkeypatch.undo()  # the disk has room again: the rerun (same server: its URL is keyed) resumes
         assert main(["eval", "--data", str(synthetic_jsonl), "--out", str(out), "--base-url", server.base_url,
                      "--model", "m", "--no-progress", "--k", "2", "--concurrency", "1", "--budgets", "1"]) == 0
     assert "6 new, 2 from earlier runs" in capsys.readouterr().out

@@ -67,8 +67,10 @@ def test_eval_numbers_match_hand_computed_avg_at_k(synth_items, tmp_path):
     assert "| synthetic_visual_search | all | 4 | 41.7 |" in proc.stdout
     with Image.open(out.with_suffix(".png")) as png:
         assert png.size[0] > 300
-    # rerun: nothing left to do, nothing rescored
-    with FakeOpenAIServer(exact_judge, models=["judge"]) as judge2, FakeOpenAIServer(lambda r: 1 / 0, models=["policy"]) as policy2:
+    # rerun (the same URLs: they are part of the resume key): nothing left to do, nothing rescored
+    port = lambda server: int(server.base_url.rsplit(":", 1)[1].split("/")[0])  # noqa: E731
+    with FakeOpenAIServer(exact_judge, models=["judge"], port=port(judge)) as judge2, \
+            FakeOpenAIServer(lambda r: 1 / 0, models=["policy"], port=port(policy)) as policy2:
         again = subprocess.run(_cmd(items_path, out, policy2.base_url, judge2.base_url, "--k", "2", "--budgets", "2,4,8"),
                                env=_env(), capture_output=True, text=True, timeout=120)
         assert again.returncode == 0, again.stderr

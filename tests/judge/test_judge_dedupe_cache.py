@@ -72,13 +72,49 @@ def test_unscorable_is_not_cached(judge_server, tmp_path):
     assert verdict.score == 1.0 and verdict.source == "llm" and len(judge.cache) == 1
 
 
-def test_cache_key_depends_on_model_prompt_version_and_inputs():
-    base = cache_key("m", PROMPT_VERSION, "q", "gt", "p")
-    assert base == cache_key("m", PROMPT_VERSION, "q", "gt", "p")
-    others = [cache_key("m2", PROMPT_VERSION, "q", "gt", "p"), cache_key("m", "v0", "q", "gt", "p"),
-              cache_key("m", PROMPT_VERSION, "q2", "gt", "p"), cache_key("m", PROMPT_VERSION, "q", "gt2", "p"),
-              cache_key("m", PROMPT_VERSION, "q", "gt", "p2"), cache_key("m", PROMPT_VERSION, "qg", "t", "p")]
+def test_cache_key_depends_on_every_judge_setting_and_the_inputs():
+    settings = {"model": "m", "prompt_version": PROMPT_VERSION, "base_url": "http://a/v1"}
+    base = cache_key(settings, "q", "gt", "p")
+    assert base == cache_key(dict(reversed(list(settings.items()))), "q", "gt", "p")
+    others = [cache_key({**settings, "model": "m2"}, "q", "gt", "p"),
+              cache_key({**settings, "prompt_version": "v0"}, "q", "gt", "p"),
+              cache_key({**settings, "base_url": "http://b/v1"}, "q", "gt", "p"),
+              cache_key(settings, "q2", "gt", "p"), cache_key(settings, "q", "gt2", "p"),
+              cache_key(settings, "q", "gt", "p2"), cache_key(settings, "qg", "t", "p")]
     assert len(set(others)) == len(others) and base not in others
+
+
+def test_every_judge_config_field_is_keyed_or_has_a_reason_not_to_be():
+    from dataclasses import fields, make_dataclass
+
+    from minio3_ext.judge import JudgeConfig
+    from minio3_ext.judge.config import KEYED, NOT_KEYED
+
+    names = {f.name for f in fields(JudgeConfig)}
+    assert names == set(KEYED) | set(NOT_KEYED) and not set(KEYED) & set(NOT_KEYED)
+    assert all(reason.strip() for reason in NOT_KEYED.values())
+    keyed = JudgeConfig(base_url="http://j/v1", model="m").key_settings()
+    assert set(keyed) == set(KEYED) | {"prompt_version"} and keyed["prompt_version"] == PROMPT_VERSION
+    assert "api_key" not in keyed  # a credential is never written into a record or a key
+    # a setting added without deciding whether it changes a verdict fails at once
+    grown = make_dataclass("Grown", [("temperature_floor", float, 0.0)], bases=(JudgeConfig,), frozen=True)
+    with pytest.raises(RuntimeError, match="temperature_floor"):
+        grown(base_url="http://j/v1", model="m").key_settings()
+
+
+@pytest.mark.parametrize("change", [{"base_url": "other"}, {"max_tokens": 32}, {"use_rules": False},
+                                    {"dedupe": False}])
+def test_another_url_or_setting_with_the_same_model_does_not_read_the_cache(judge_server, tmp_path, change):
+    first, second = judge_server(oracle(_accept)), judge_server(oracle(_accept))
+    cache = str(tmp_path / "judge.sqlite")
+    item = JudgeItem("q", "umbrella", "brolly umbrella")
+    Judge(fast_config(first.base_url, cache_path=cache)).score_sync([item])
+    url = second.base_url if change.get("base_url") else first.base_url
+    (verdict,) = Judge(fast_config(url, cache_path=cache, **{k: v for k, v in change.items() if k != "base_url"})
+                       ).score_sync([item])
+    assert verdict.source == "llm" and len(first.requests) + len(second.requests) == 2
+    (again,) = Judge(fast_config(first.base_url, cache_path=cache)).score_sync([item])
+    assert again.source == "cache"
 
 
 def test_other_model_does_not_read_the_cache(judge_server, tmp_path):
