@@ -97,6 +97,33 @@ def _context_tokens(usage: Any) -> int | None:
     return int(prompt) + int(getattr(usage, "completion_tokens", None) or 0)
 
 
+BAD_REPLY_TRIES = 3  # a 200 reply with no usable message: tries of one turn before the episode fails
+
+
+def bad_reply(response: Any) -> str:
+    """Why a 200 reply holds no usable message (``""`` when it does): a body that is not
+    JSON (``None``), not a completion, no or empty ``choices``, a null message.
+
+    >>> bad_reply(None)
+    'a body that is not JSON'
+    >>> from types import SimpleNamespace as N
+    >>> bad_reply(N(choices=[]))
+    'no choices'
+    >>> bad_reply(N(choices=[N(message=None)]))
+    'a null message'
+    """
+    if response is None:
+        return "a body that is not JSON"
+    if isinstance(response, (str, bytes)):
+        return "a body that is not a chat completion"
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        return "no choices"
+    if getattr(choices[0], "message", None) is None:
+        return "a null message"
+    return ""
+
+
 class EndpointError(RuntimeError):
     """The endpoint rejected or failed a request; the message names the URL and the server's text."""
 
@@ -367,10 +394,21 @@ class OpenAIPolicy:
         return text
 
     async def _turn(self, messages: Sequence[Mapping[str, Any]]) -> str:
-        import openai
-
         await self._encode.prepare(messages)
         chat = to_openai_messages(messages, self._encode)
+        why = ""
+        for _try in range(BAD_REPLY_TRIES):  # a 200 without a usable message is retried, then fails the episode
+            response = await self._create(chat)
+            why = bad_reply(response)
+            if not why:
+                return TurnText(self._text(response.choices[0]), _context_tokens(getattr(response, "usage", None)))
+        raise EndpointError(f"{self.base_url} answered HTTP 200 with {why}, {BAD_REPLY_TRIES} times in a row")
+
+    async def _create(self, chat: list[dict[str, Any]]) -> Any:
+        """One chat completion (its sampling, budget shrinks and the server's sampling form);
+        ``None`` when the 200 body is not JSON."""
+        import openai
+
         max_tokens = self.completion_budget()
         shrinks = 0  # up to two smaller max_tokens, plus one retry in the server's sampling form
         for _attempt in range(4):
@@ -380,8 +418,9 @@ class OpenAIPolicy:
                 kwargs["stop"] = self.stop
             folded = self.sampling_in_generation_config
             try:
-                response = await self.client.chat.completions.create(**kwargs, extra_body=self.request_extra(max_tokens))
-                break
+                return await self.client.chat.completions.create(**kwargs, extra_body=self.request_extra(max_tokens))
+            except json.JSONDecodeError:
+                return None
             except openai.APIConnectionError as e:
                 raise EndpointConnectionError(f"cannot reach {self.base_url} ({_why(e)})") from None
             except openai.APIStatusError as e:
@@ -404,7 +443,7 @@ class OpenAIPolicy:
                 if _CONTEXT_RE.search(text):
                     raise ContextLimitExceeded(text) from None
                 raise EndpointError(f"{self.base_url}: HTTP {e.status_code}: {_short(text)}") from None
-        return TurnText(self._text(response.choices[0]), _context_tokens(getattr(response, "usage", None)))
+        raise EndpointError(f"{self.base_url}: the request was refused 4 times (sampling form, completion budget)")
 
     def _text(self, choice: Any) -> str:
         text = choice.message.content or ""
