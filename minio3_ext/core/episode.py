@@ -19,6 +19,7 @@ from .actions import COORD_SYSTEMS, ORIGINAL, ActionError, Answer, Invalid, Tool
 from .crops import CropRules
 from .dialect import DIALECTS, PRESETS, Dialect, get_dialect, interleave
 from .images import ViewRules, resize_for_model
+from .termination import OVERTURN_REASONS, TERMINATION_REASONS, recorded_answer, stop_reason
 from .tools import ZoomTool, get_tool
 
 __all__ = [
@@ -26,9 +27,6 @@ __all__ = [
     "Episode",
 ]
 
-TERMINATION_REASONS = ("answered", "no_answer", "turn_limit", "image_limit", "context_limit")
-#: Budget ran out while the policy was still acting: masked by default.
-OVERTURN_REASONS = frozenset({"turn_limit", "image_limit", "context_limit"})
 
 
 @dataclass(frozen=True)
@@ -197,8 +195,23 @@ class Episode:
     def raw_image(self, source: str) -> Image.Image:
         return self._raw[source]
 
+    def end(self, event: str, *, cut_turn: bool = False) -> None:
+        """End the episode because its framework stopped it: ``event`` is one of the core's
+        :data:`~minio3_ext.core.termination.STOP_EVENTS` (e.g. ``"length"``: the framework
+        cut the generation at its token budget), mapped to the reason by
+        :func:`~minio3_ext.core.termination.stop_reason`. ``cut_turn``: the event cut a turn
+        the policy was writing; it counts as a turn (recorded as ``none``), its text unread.
+        No effect on an ended episode."""
+        if self.done:
+            return
+        reason = stop_reason(event)
+        if cut_turn:
+            self.turns += 1
+            self.records.append(TurnRecord(self.turns, "none", error=f"{event}: the turn was cut, not read"))
+        self.terminate(reason)
+
     def terminate(self, reason: str) -> None:
-        """End the episode from outside (e.g. the framework hit its response-length cap)."""
+        """End the episode with a termination reason (adapters use :meth:`end`)."""
         if reason not in TERMINATION_REASONS:
             raise ValueError(f"unknown termination reason {reason!r}; expected one of {TERMINATION_REASONS}")
         if self.termination_reason is None:
@@ -243,7 +256,7 @@ class Episode:
         self.turns += 1
         context_full = self._count(text or "", context_tokens)
         if isinstance(action, Answer):
-            self.answer = action.text
+            self.answer = recorded_answer(action.text)
             self.records.append(TurnRecord(self.turns, "answer"))
             self.termination_reason = "answered"
             return None

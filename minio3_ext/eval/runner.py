@@ -136,11 +136,11 @@ async def run_episode(
         try:
             text = await policy(messages)
         except ContextLimitExceeded as e:
-            episode.terminate("context_limit")
+            episode.end("context_full")
             detail = str(e) or None
             break
         except ImageLimitExceeded as e:
-            episode.terminate("image_limit")
+            episode.end("image_cap")
             detail = str(e) or None
             break
         if not isinstance(text, str):

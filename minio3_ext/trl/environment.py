@@ -329,7 +329,7 @@ def close_episode(env: ZoomEnvironment, messages: Sequence[Mapping[str, Any]] | 
         env._next, env._replay = 0, False
     last = _last_assistant(messages)
     if last < 0:
-        episode.terminate("context_limit" if truncated else "no_answer")
+        episode.end("length" if truncated else "stopped")
         return episode
     env._consume_until(messages, last)
     if episode.done:
@@ -339,15 +339,15 @@ def close_episode(env: ZoomEnvironment, messages: Sequence[Mapping[str, Any]] | 
     if env._next <= last:  # TRL did not hand the final message to the environment
         action = episode.parse_turn(turn_text(final, env.dialect), turn_calls(final))
         if truncated and not isinstance(action, Answer):
-            episode.terminate("context_limit")
+            episode.end("length")
             return episode
         env._next = last + 1
         episode.act(action)
         if not episode.done:
-            episode.terminate("turn_limit" if pending else "no_answer")
+            episode.end("turn_cap" if pending else "stopped")
         return episode
     # the environment ran the final message's call, but TRL went no further: it rolled the
     # result back (too long) or the turn after it was cut to nothing
-    episode.terminate("context_limit")
+    episode.end("context_full")
     return episode
 
