@@ -74,6 +74,7 @@ from verl.trainer.ppo.reward import get_custom_reward_fn
 from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder
 
 from minio3_ext.core import Episode, EpisodeConfig, ImageError, Observation, ViewRules, default_bank
+from minio3_ext.core.chat import content_blocks
 from minio3_ext.core.images import resize_for_model
 
 from . import tool_parser
@@ -318,10 +319,9 @@ class MiniO3AgentLoop(ToolAgentLoop):
         never truncated."""
         obs, self._pending = self._pending, None
         rules = self.episode.dialect
-        parts = obs.parts()
-        content: Any = parts[0] if len(parts) == 1 and isinstance(parts[0], str) else [
-            {"type": "text", "text": p} if isinstance(p, str) else {"type": "image", "image": p} for p in parts
-        ]
+        blocks = content_blocks(obs.parts())
+        # a text-only turn as a string, as verl's own tool messages are
+        content: Any = blocks[0]["text"] if len(blocks) == 1 and blocks[0]["type"] == "text" else blocks
         message: dict[str, Any] = {"role": rules.observation_role, "content": content}
         previous = list(agent_data.messages)
         agent_data.messages.append(message)
