@@ -212,13 +212,20 @@ def build_processor(
     )
 
 
-def build_model(tokenizer: Qwen2Tokenizer, *, seed: int = 0) -> Qwen2_5_VLForConditionalGeneration:
-    """A random-weight Qwen2.5-VL whose special-token ids match ``tokenizer`` (deterministic by ``seed``)."""
+def build_model(tokenizer: Qwen2Tokenizer, *, seed: int = 0, head_dim: int = 16) -> Qwen2_5_VLForConditionalGeneration:
+    """A random-weight Qwen2.5-VL whose special-token ids match ``tokenizer`` (deterministic by ``seed``).
+
+    ``head_dim`` is the text attention head size (a multiple of 16; default 16: 4 heads of
+    a 64-wide model). vLLM's CPU attention needs at least 64: ``head_dim=64`` gives a
+    128-wide text model with 2 heads (``minio3 smoke verl``)."""
     import torch
 
+    if head_dim < 16 or head_dim % 16:
+        raise ValueError(f"head_dim must be a positive multiple of 16, got {head_dim!r}")
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     vocab_size = -(-len(tokenizer) // 64) * 64  # round up, as real checkpoints pad their embeddings
-    text_hidden, head_dim = 64, 16
+    text_hidden = max(64, 2 * head_dim)
+    k = head_dim // 16  # mrope sections (temporal, height, width) add up to head_dim / 2
     config = Qwen2_5_VLConfig(
         text_config={
             "vocab_size": vocab_size,
@@ -228,7 +235,7 @@ def build_model(tokenizer: Qwen2Tokenizer, *, seed: int = 0) -> Qwen2_5_VLForCon
             "num_attention_heads": text_hidden // head_dim,
             "num_key_value_heads": 2,
             "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2 * k, 3 * k, 3 * k]},
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
@@ -270,12 +277,13 @@ def save_tiny_qwen(
     seed: int = 0,
     min_pixels: int = DEFAULT_MIN_PIXELS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    head_dim: int = 16,
 ) -> Path:
     """Build and ``save_pretrained`` model, tokenizer and processor into ``out_dir``; returns the path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     processor = build_processor(min_pixels=min_pixels, max_pixels=max_pixels)
-    model = build_model(processor.tokenizer, seed=seed)
+    model = build_model(processor.tokenizer, seed=seed, head_dim=head_dim)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out

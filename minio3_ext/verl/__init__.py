@@ -7,7 +7,9 @@ Importing this package registers, with verl's own registries:
 - the ``minio3``, ``minio3_released`` and ``minio3_hermes`` tool parsers, which read
   turns by the core dialect (:mod:`.tool_parser`);
 - the ``minio3_agent`` agent loop (:mod:`.agent_loop`), whose every rule comes from
-  the episode's dialect.
+  the episode's dialect;
+- the ``cpu`` platform (:mod:`.cpu_platform`: device ``cpu``, gloo), used only when
+  ``VERL_PLATFORM=cpu`` (``minio3 smoke verl``).
 
 Image tools (:mod:`.tool`: ``ZoomTool``, and ``ImageToolAdapter`` for any tool
 registered with the core, e.g. by another package's ``minio3_ext.tools`` entry point)
@@ -24,7 +26,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from . import agent_loop, estimator, tool_parser
+from . import agent_loop, cpu_platform, estimator, tool_parser
 
 __all__ = ["config_path", "registration_problems", "ESTIMATOR", "AGENT_LOOP", "TOOL_PARSER"]
 
@@ -60,6 +62,11 @@ def registration_problems() -> list[str]:
                       (tool_parser.HERMES_NAME, tool_parser.Minio3HermesToolParser)):
         if ToolParser._registry.get(name) is not cls:
             problems.append(f"tool parser {name!r} is not registered")
+    if cpu_platform.selected():
+        from verl.plugin.platform import PlatformRegistry
+
+        if PlatformRegistry.get(cpu_platform.NAME) is not cpu_platform.PlatformCPU:
+            problems.append(f"VERL_PLATFORM={cpu_platform.NAME} but the CPU platform is not registered")
     from . import compat
 
     return problems + compat.problems()
