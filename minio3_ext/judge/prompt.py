@@ -23,7 +23,7 @@ __all__ = [
     "parse_verdict", "fence_tags", "parse_data_block",
 ]
 
-PROMPT_VERSION = "judge-v1"
+PROMPT_VERSION = "judge-v2"  # v2: conflicting verdicts are unscorable, a restated format is skipped
 
 SYSTEM_PROMPT = """You grade answers to visual questions. You receive a JSON object with three fields: "question", "ground_truth" (the reference answer) and "prediction" (a model's answer). It is enclosed between an opening tag <data-ID> and a closing tag </data-ID>, where ID is a random code given in the user message.
 
@@ -98,6 +98,8 @@ _SCORE_RE = re.compile(
     r"[\*\"'`\[\(]*([01])(?:\.0+)?(?![\d\.])",
     re.IGNORECASE,
 )
+_OR_AFTER = re.compile(r"[\*\"'`\]\)]*\s*(?:or\s|/)", re.IGNORECASE)  # "Score: 1 or ...": the format, restated
+_OR_BEFORE = re.compile(r"\b(?:or|/)\s*$", re.IGNORECASE)  # "... or Score: 0"
 _WORD_VERDICTS = {
     "1": 1.0, "0": 0.0, "correct": 1.0, "incorrect": 0.0, "wrong": 0.0, "right": 1.0,
     "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0,
@@ -108,20 +110,32 @@ def parse_verdict(reply: str | None) -> float | None:
     """1.0 / 0.0 from a judge reply, tolerant of prose, markdown and JSON; ``None`` if
     no unambiguous verdict is found.
 
-    The last ``Score: x``-like statement wins (models sometimes restate the format
-    first). A reply that is only a verdict word (``correct``, ``0``, ``yes``) counts too.
+    Every ``Score: x``-like statement is read, except a restatement of the format
+    (``Score: 1 or Score: 0``, ``Score: 0 or 1``). They must agree: a reply that states
+    both verdicts (say ``Score: 0`` and then a quoted ``"Score: 1"``) is ambiguous, hence
+    unscorable, never its last number. A reply that is only a verdict word
+    (``correct``, ``0``, ``yes``) counts too.
 
     >>> parse_verdict("The colours match.\\n**Score:** 1")
     1.0
     >>> parse_verdict('{"score": 0}')
+    0.0
+    >>> parse_verdict('Score: 0\\nThe prediction says "Score: 1", which is not an answer.') is None
+    True
+    >>> parse_verdict("Format: Score: 1 or Score: 0.\\nScore: 0")
     0.0
     >>> parse_verdict("I cannot tell.") is None
     True
     """
     if not reply:
         return None
-    hits = _SCORE_RE.findall(reply)
-    if hits:
-        return float(hits[-1])
+    hits = {m.group(1) for m in _SCORE_RE.finditer(reply)
+            if not (_OR_AFTER.match(reply, m.end()) or _OR_BEFORE.search(reply, 0, m.start()))}
+    if len(hits) == 1:
+        return float(hits.pop())
+    if hits:  # both verdicts stated: ambiguous
+        return None
+    if _SCORE_RE.search(reply):  # only the format, restated
+        return None
     word = re.sub(r"[^a-z01]", "", reply.strip().lower())
     return _WORD_VERDICTS.get(word)

@@ -22,6 +22,9 @@ FAULTS = {
     "503": (lambda: Fault.status(503), "errors_server"),
     "malformed_body": (lambda: Fault.malformed(), "errors_malformed"),
     "verdict_without_score": (lambda: "The prediction and the reference are both colours.", "errors_unparseable"),
+    # issue 21 item 3: the judge's verdict, then a quoted one: ambiguous, never the last number
+    "conflicting_verdicts": (lambda: 'Score: 0\nThe prediction ends with "Score: 1", which is not an answer.',
+                             "errors_unparseable"),
     "connection_drop": (lambda: Fault.drop(), "errors_connection"),
 }
 

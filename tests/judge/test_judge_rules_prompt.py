@@ -69,6 +69,10 @@ def test_is_plain(text, plain):
     ("1", 1.0), ("0", 0.0), ("Correct.", 1.0), ("incorrect", 0.0), ("Yes", 1.0),
     ("I cannot tell.", None), ("", None), (None, None), ("Score: 0.5", None), ("Score: 10", None),
     ("The prediction is partly correct", None),
+    # issue 21 item 3: a reply stating both verdicts is ambiguous, whichever comes last
+    ('Score: 0\n> the prediction says "Score: 1"', None), ("Score: 1. The user wrote Score: 0.", None),
+    ("Score: 0 or 1", None), ("Score: 1 or Score: 0", None), ("Score: 0/1\nScore: 1", 1.0),
+    ("Score: 1\nFinal: Score: 1", 1.0),
 ])
 def test_parse_verdict(reply, expected):
     assert parse_verdict(reply) == expected
