@@ -9,7 +9,8 @@ verl 0.9.1 and this package), on the tiny offline Qwen2.5-VL (:mod:`minio3_ext.t
    plus :data:`SFT_OVERRIDES`, on oracle zoom trajectories in the minio3 dialect turned
    into ``sft.verl.parquet`` by the package's own ``minio3 data sft`` code
    (:func:`minio3_ext.eval.sft.write_sft_data`);
-2. masked GRPO: ``python -m verl.trainer.main_ppo`` with ``recipes/verl/masked_grpo.args``
+2. (not wired yet: the command stops after stage 1 with exit 1, see docs/smoke.md)
+   masked GRPO: ``python -m verl.trainer.main_ppo`` with ``recipes/verl/masked_grpo.args``
    plus :data:`RL_OVERRIDES`, from the SFT stage's HF checkpoint: local Ray, the FSDP
    actor over gloo, vLLM (CPU build) as the rollout engine generating every token, the
    ``minio3_agent`` loop, ``masked_grpo`` and the package's reward with the rule judge.
@@ -243,4 +244,6 @@ def run(out_dir: Path, python: str | os.PathLike | None = None) -> dict[str, Any
     metrics["verl.times"].update(total_wall_s=round(time.perf_counter() - wall, 1),
                                  total_cpu_s=round(_cpu_seconds() - cpu, 1))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
-    return metrics
+    # stage 2 is not written yet (docs/smoke.md, "verl"): a smoke without its RL step is not a smoke
+    raise SmokeError(f"the SFT stage ran ({sft['steps']} step(s), {out / 'metrics.json'}); the masked-GRPO "
+                     "stage (main_ppo) is not wired yet, so no RL step ran")
