@@ -35,6 +35,7 @@ without ``/v1`` names the fix. The run stops after
 from __future__ import annotations
 
 import argparse
+import os
 import hashlib
 import re
 import sys
@@ -403,6 +404,10 @@ def run(args: argparse.Namespace) -> int:
     from minio3_ext.eval.report import format_summary_table, plot_accuracy_vs_budget
 
     out = check_out_file(args.out, "--out")
+    same = [d for d in args.data if Path(d).exists() and out.exists() and os.path.samefile(d, out)]
+    if same or any(Path(d).resolve() == out.resolve() for d in args.data):
+        raise UserError(f"--out {args.out}: is the --input file; trajectories would be appended to the dataset. "
+                        "Write them to another file")
     if args.save_crops and Path(args.save_crops).exists() and not Path(args.save_crops).is_dir():
         raise UserError(f"--save-crops {args.save_crops}: is a file; expected a folder")
     try:

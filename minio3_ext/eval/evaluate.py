@@ -13,6 +13,7 @@ from prefixes (:func:`.runner.at_budget`) when the summary is built.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field, replace
@@ -91,8 +92,41 @@ def repair_tail(path: Path) -> int:
         else:
             keep = 0
         if keep < size:
+            f.seek(keep)
+            if _is_record(f.read(size - keep)):  # a whole record whose newline was never written
+                f.write(b"\n")
+                return 0
             f.truncate(keep)
         return size - keep
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+class OutputLocked(ValueError):
+    """Another ``minio3 eval`` is writing the same output file."""
+
+
+@contextlib.contextmanager
+def output_lock(path: Path):
+    """Hold an exclusive lock on ``path`` (created if missing) for a run; a second run on
+    the same file fails at once with :class:`OutputLocked` instead of duplicating records."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputLocked(f"{path}: another minio3 eval is writing this file; wait for it, "
+                               "or use another --out") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -152,6 +186,13 @@ async def evaluate(
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        return await _evaluate(policy, items, out, judge, k, budgets, episode, concurrency, crops_dir, bank,
+                               progress, settings, token_counter, exact_context)
+
+
+async def _evaluate(policy, items, out, judge, k, budgets, episode, concurrency, crops_dir, bank, progress,
+                    settings, token_counter, exact_context) -> EvalStats:
     repair_tail(out)
     existing = [r for r in read_records(out) if "id" in r]
     config = replace(episode, max_turns=max(budgets))

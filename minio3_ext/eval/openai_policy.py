@@ -307,6 +307,7 @@ class OpenAIPolicy:
         self.base_url = base_url.rstrip("/")
         self.client = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
         self.timeout = timeout
+        self.max_retries = max_retries
         self.model = model
         self.temperature = temperature
         self.sampling = {"temperature": float(temperature), "top_p": float(top_p), "top_k": int(top_k),
@@ -417,8 +418,14 @@ class OpenAIPolicy:
             if self.stop:
                 kwargs["stop"] = self.stop
             folded = self.sampling_in_generation_config
+            request = self.client.chat.completions.create(**kwargs, extra_body=self.request_extra(max_tokens))
             try:
-                return await self.client.chat.completions.create(**kwargs, extra_body=self.request_extra(max_tokens))
+                # the client's timeout bounds each read, so a server that trickles bytes never hits it:
+                # bound the whole request instead: each of the client's tries, and its back-off (8 s at most)
+                return await asyncio.wait_for(request, self.timeout * (1 + self.max_retries) + 8.0 * self.max_retries)
+            except asyncio.TimeoutError:
+                raise EndpointError(f"{self.base_url}: no complete reply within --timeout {self.timeout:g}s "
+                                    f"({1 + self.max_retries} tries)") from None
             except json.JSONDecodeError:
                 return None
             except openai.APIConnectionError as e:

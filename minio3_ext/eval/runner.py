@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import math
 import os
 import re
@@ -89,8 +90,17 @@ def build_messages(question: str, first_view: Image.Image, dialect: str | Dialec
     ]
 
 
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:80] or "item"
+def safe_name(text: str) -> str:
+    """A file name for an item id; an id that cleaning changed gets a hash of the id, so
+    ids that clean alike (``a/b``, ``a_b``) keep apart.
+
+    >>> safe_name("a_b"), safe_name("a/b") != safe_name("a_b")
+    ('a_b', True)
+    """
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:80] or "item"
+    if name != text:
+        name += "-" + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return name
 
 
 async def run_episode(
@@ -192,7 +202,7 @@ def _record(record: Any) -> dict[str, Any]:
 def _save_crop(image: Image.Image, crops_dir: str | os.PathLike[str], item_id: str, sample: int, index: int) -> str:
     folder = Path(crops_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{_safe_name(str(item_id))}_s{sample}_obs{index}.jpg"
+    path = folder / f"{safe_name(str(item_id))}_s{sample}_obs{index}.jpg"
     image.save(path, quality=90, subsampling=0)  # 4:4:4: 1-px colour detail survives
     return str(path)
 

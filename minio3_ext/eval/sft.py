@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from ..core.dialect import get_dialect
 from ..core.images import ImageBank, resize_for_model
 from .report import _replay_crops
+from .runner import safe_name
 
 __all__ = ["trajectory_to_conversation", "write_sft_data", "SFTError"]
 
@@ -58,17 +59,11 @@ def trajectory_to_conversation(
                     raise SFTError(f"turn {turn.get('turn')}: observation {index} was not saved and cannot be recut")
                 folder = Path(image_dir)
                 folder.mkdir(parents=True, exist_ok=True)
-                path = str(folder / f"{_safe(trajectory['id'])}_s{trajectory.get('sample', 0)}_obs{index}.jpg")
+                path = str(folder / f"{safe_name(str(trajectory['id']))}_s{trajectory.get('sample', 0)}_obs{index}.jpg")
                 resize_for_model(crop, bank.view_rules).save(path, quality=90)
             images.append(str(path))
         messages.append({"role": d.observation_role, "content": text})
     return messages, images
-
-
-def _safe(text: Any) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text))[:80]
 
 
 def write_sft_data(records: list[Mapping[str, Any]], out_dir: str | os.PathLike[str], *,

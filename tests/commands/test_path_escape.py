@@ -112,3 +112,18 @@ def test_the_rule_names_why():
         confine("a/../../x.png", "/srv/data")
     with pytest.raises(PathEscapeError, match="absolute path"):
         confine("/etc/passwd", "/srv/data")
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_an_image_that_is_a_named_pipe_is_refused_not_read(layout, tmp_path, capsys, monkeypatch, command):
+    """Issue 21 item 6: opening a FIFO blocks until a writer comes (forever, and Ctrl-C
+    does not stop it): a non-regular file is refused with one line, before it is opened."""
+    import os
+
+    monkeypatch.delenv("MINIO3_JUDGE_MODEL", raising=False)
+    os.mkfifo(layout["data"] / "img" / "pipe.png")
+    make = _coldstart_file if command == "data import-coldstart" else _rows_file
+    status = main(COMMANDS[command](make(layout["data"], "img/pipe.png"), tmp_path / "out"))
+    err = capsys.readouterr().err
+    assert status != 0 and "Traceback" not in err, err
+    assert "img/pipe.png" in err and "not a regular file" in err, err
