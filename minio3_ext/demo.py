@@ -149,48 +149,20 @@ def _answer_prefix(dialect) -> str:
 
 
 def oracle_conversation(row: dict, config, bank, system_prompt: str) -> dict[str, Any]:
-    """A multi-zoom oracle trajectory for ``SFTTrainer``: ``d`` zooms on the latest observation, then the answer.
-
-    Each crop is cut by a core ``Episode`` from the raw image, so it is exactly what
-    the environment and the eval runner return; the dialect renders every prompt and
-    observation; images are placeholders filled by
-    :class:`~minio3_ext.trl.sft.ToolImageCollator`.
-    """
-    from .core import Episode
-    from .core.dialect import interleave
+    """A multi-zoom oracle trajectory for ``SFTTrainer``: ``d`` zooms on the latest observation,
+    then the answer (:func:`minio3_ext.trl.oracle_conversation` with the nested-zoom oracle's boxes)."""
     from .data.nested_zoom import oracle_boxes
-    from .trl.environment import content_parts
+    from .trl.data import oracle_conversation as conversation
 
-    path = row["images"][0]
-    raw, first_view = bank.get(path), bank.first_view(path)
-    episode = Episode(raw, config, first_view=first_view)
-    d = episode.dialect
-    question = d.strip_slots(row["problem"])
-    messages = [
-        {"role": "system", "content": [{"type": "text", "text": system_prompt}]},
-        {"role": "user", "content": content_parts(interleave(d.split_slots(d.user_prompt(question)), [first_view]),
-                                                  placeholders=True)},
-    ]
-    images = [first_view]
-    for box in oracle_boxes(row):
-        arguments = {"bbox_2d": list(box), "source": _source(episode.num_observations)}
-        obs = episode.act(episode.parse_call("zoom", arguments))
-        if obs is None or obs.image is None:
-            raise ValueError(f"oracle_conversation: row {row['doc_id']!r}: oracle zoom failed ({obs and obs.text})")
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": d.render_thought(ZOOM_THOUGHT)}],
-                         "tool_calls": [{"type": "function", "function": {"name": "zoom", "arguments": arguments}}]})
-        messages.append({"role": "tool", "name": "zoom", "content": content_parts(obs.parts(), placeholders=True)})
-        images.append(obs.image)
-    messages.append({"role": "assistant", "content": [{"type": "text", "text": _answer_text(d, row["solution"])}]})
-    return {"messages": messages, "images": images}
+    return conversation(row, config, bank, system_prompt=system_prompt, boxes=oracle_boxes(row),
+                        explicit_source=True, zoom_thought=ZOOM_THOUGHT)
 
 
 def reading_example(row: dict, config, bank) -> dict[str, Any]:
     """Single-view reading: the readable (innermost) view and the question → the answer."""
     from .core import Episode
-    from .core.dialect import interleave
+    from .core.chat import slot_blocks
     from .data.nested_zoom import oracle_boxes
-    from .trl.environment import content_parts
 
     path = row["images"][0]
     episode = Episode(bank.get(path), config, first_view=bank.first_view(path))
@@ -200,7 +172,7 @@ def reading_example(row: dict, config, bank) -> dict[str, Any]:
         view = episode.act(episode.parse_call("zoom", {"bbox_2d": list(box), "source": _source(episode.num_observations)})).image
     question = d.strip_slots(row["problem"])
     return {"messages": [
-        {"role": "user", "content": content_parts(interleave(d.split_slots(d.user_prompt(question)), [view]), placeholders=True)},
+        {"role": "user", "content": slot_blocks(d, d.user_prompt(question), [view], placeholders=True)},
         {"role": "assistant", "content": [{"type": "text", "text": _answer_text(d, row["solution"])}]},
     ], "images": [view]}
 

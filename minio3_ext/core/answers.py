@@ -9,7 +9,8 @@ from typing import Any
 
 __all__ = ["extract_answer", "normalize_answer", "ground_truth_text", "MAX_ANSWER_CHARS"]
 
-from .dialect import MAX_ANSWER_CHARS, extract_answer  # the answer rule lives in the dialect
+from .dialect import extract_answer  # the answer rule lives in the dialect
+from .termination import MAX_ANSWER_CHARS
 
 
 _PUNCT_RE = re.compile(r"[\s\.\,\;\:\!\?\"'`\(\)\[\]\{\}]+")

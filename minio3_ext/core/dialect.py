@@ -55,9 +55,10 @@ from .actions import (
     COORD_SYSTEMS, ORIGINAL, Action, ActionError, Answer, Invalid, ToolCall, Zoom, parse_bbox, parse_source,
 )
 from .jsonish import JsonishError, loads_tolerant
+from .termination import recorded_answer
 
 __all__ = [
-    "Dialect", "get_dialect", "DIALECTS", "PRESETS", "IMAGE_SLOT", "MAX_ANSWER_CHARS",
+    "Dialect", "get_dialect", "DIALECTS", "PRESETS", "IMAGE_SLOT",
     "extract_answer", "interleave",
 ]
 
@@ -69,9 +70,6 @@ PRESETS: dict[str, dict[str, bool]] = {
 }
 #: Where an image goes in any text the package builds (split by :meth:`Dialect.split_slots`).
 IMAGE_SLOT = "<image>"
-#: Answers longer than this are cut before judging: a verbose answer that drags the
-#: explanation along was judged wrong in a public port.
-MAX_ANSWER_CHARS = 300
 
 # -- tags and the regexes over them: the only copy in the package ------------------------
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -129,8 +127,9 @@ _BBOX_HELP = {
 }
 
 
-def extract_answer(text: str | None, max_chars: int = MAX_ANSWER_CHARS) -> str | None:
-    """The answer rule: the first ``<answer>…</answer>`` (any case), stripped, capped.
+def extract_answer(text: str | None) -> str | None:
+    """The answer rule: the first ``<answer>…</answer>`` (any case), as an episode records
+    it (:func:`~minio3_ext.core.termination.recorded_answer`: stripped, capped).
 
     ``None`` when there is no complete answer tag (the trajectory scores 0).
 
@@ -141,8 +140,7 @@ def extract_answer(text: str | None, max_chars: int = MAX_ANSWER_CHARS) -> str |
     """
     if not text:
         return None
-    body = _answer_body(text)
-    return None if body is None else body.strip()[:max_chars]
+    return recorded_answer(_answer_body(text))
 
 
 def _answer_body(text: str, start: int = 0) -> str | None:
@@ -253,9 +251,9 @@ class Dialect:
         return text.replace(IMAGE_SLOT, "").strip()
 
     # -- reading model text ------------------------------------------------------------------
-    def answer(self, text: str | None, max_chars: int = MAX_ANSWER_CHARS) -> str | None:
+    def answer(self, text: str | None) -> str | None:
         """The answer rule (:func:`extract_answer`)."""
-        return extract_answer(text, max_chars)
+        return extract_answer(text)
 
     def think_ok(self, text: str) -> bool:
         """The turn thinks inside ``<think>…</think>``."""

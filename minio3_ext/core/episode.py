@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from PIL import Image
 
@@ -19,16 +19,14 @@ from .actions import COORD_SYSTEMS, ORIGINAL, ActionError, Answer, Invalid, Tool
 from .crops import CropRules
 from .dialect import DIALECTS, PRESETS, Dialect, get_dialect, interleave
 from .images import ViewRules, resize_for_model
+from .termination import OVERTURN_REASONS, TERMINATION_REASONS, recorded_answer, stop_reason
 from .tools import ZoomTool, get_tool
 
 __all__ = [
-    "TERMINATION_REASONS", "OVERTURN_REASONS", "EpisodeConfig", "Observation", "TurnRecord",
+    "TERMINATION_REASONS", "OVERTURN_REASONS", "EpisodeConfig", "Observation", "TurnRecord", "Exchange",
     "Episode",
 ]
 
-TERMINATION_REASONS = ("answered", "no_answer", "turn_limit", "image_limit", "context_limit")
-#: Budget ran out while the policy was still acting: masked by default.
-OVERTURN_REASONS = frozenset({"turn_limit", "image_limit", "context_limit"})
 
 
 @dataclass(frozen=True)
@@ -117,8 +115,10 @@ class Observation:
 
     def parts(self) -> list:
         """The turn's content in order: text pieces and the image at its slot."""
+        if self.image is None:  # an error turn: its text (which may quote "<image>") has no slot
+            return [self.text] if self.text else []
         d = self.dialect or get_dialect()
-        return interleave(d.split_slots(self.text), [self.image] if self.image is not None else [])
+        return interleave(d.split_slots(self.text), [self.image])
 
     def text_only(self, image_note: str = "") -> str:
         """The text with the image slot replaced by ``image_note``."""
@@ -137,6 +137,19 @@ class TurnRecord:
     box_in_original: tuple[int, int, int, int] | None = None
     """The same region in raw pixels of the original image, when it maps there."""
     error: str | None = None
+
+
+@dataclass
+class Exchange:
+    """One assistant turn as the episode consumed it, and what it answered (for
+    :func:`~minio3_ext.core.chat.episode_messages`)."""
+
+    text: str
+    """The turn's text (``""`` when the caller gave only a parsed action)."""
+    call: tuple[str, dict[str, Any]] | None = None
+    """The structured tool call ``(name, arguments)`` when the turn was given as one."""
+    observation: Observation | None = None
+    """The turn's observation; ``None`` when it ended the episode."""
 
 
 class Episode:
@@ -163,6 +176,8 @@ class Episode:
         self.token_counter = token_counter
         self.context_tokens = prompt_tokens
         first_view = first_view if first_view is not None else resize_for_model(original, config.view, first=True)
+        self.first_view = first_view
+        """The model's view of the original (the first image of the conversation)."""
         # raw images by source name; crops are cut from these, never from the views
         self._raw: dict[str, Image.Image] = {ORIGINAL: original}
         self._view_sizes: dict[str, tuple[int, int]] = {ORIGINAL: first_view.size}
@@ -174,6 +189,8 @@ class Episode:
         self.invalid_actions = 0
         self.tool_calls = 0
         self.records: list[TurnRecord] = []
+        self.exchanges: list[Exchange] = []
+        """Every consumed turn with its observation, in order: the conversation so far."""
         self.termination_reason: str | None = None
         self.answer: str | None = None
         if not prompt_tokens:
@@ -197,8 +214,23 @@ class Episode:
     def raw_image(self, source: str) -> Image.Image:
         return self._raw[source]
 
+    def end(self, event: str, *, cut_turn: bool = False) -> None:
+        """End the episode because its framework stopped it: ``event`` is one of the core's
+        :data:`~minio3_ext.core.termination.STOP_EVENTS` (e.g. ``"length"``: the framework
+        cut the generation at its token budget), mapped to the reason by
+        :func:`~minio3_ext.core.termination.stop_reason`. ``cut_turn``: the event cut a turn
+        the policy was writing; it counts as a turn (recorded as ``none``), its text unread.
+        No effect on an ended episode."""
+        if self.done:
+            return
+        reason = stop_reason(event)
+        if cut_turn:
+            self.turns += 1
+            self.records.append(TurnRecord(self.turns, "none", error=f"{event}: the turn was cut, not read"))
+        self.terminate(reason)
+
     def terminate(self, reason: str) -> None:
-        """End the episode from outside (e.g. the framework hit its response-length cap)."""
+        """End the episode with a termination reason (adapters use :meth:`end`)."""
         if reason not in TERMINATION_REASONS:
             raise ValueError(f"unknown termination reason {reason!r}; expected one of {TERMINATION_REASONS}")
         if self.termination_reason is None:
@@ -234,16 +266,28 @@ class Episode:
             raise RuntimeError(f"episode already ended ({self.termination_reason})")
         return self.act(self.parse(model_text), context_tokens=context_tokens, text=model_text)
 
-    def act(self, action, *, context_tokens: int | None = None, text: str | None = None) -> Observation | None:
+    def act(self, action, *, context_tokens: int | None = None, text: str | None = None,
+            call: tuple[str, Mapping[str, Any]] | None = None) -> Observation | None:
         """Consume one assistant turn whose action is already parsed (one turn, whatever the
         number of calls the framework saw in it). ``text`` is the turn's text when known
-        (for the running token count); ``None`` counts nothing unless ``context_tokens``."""
+        (for the running token count); ``None`` counts nothing unless ``context_tokens``.
+        ``call``: the structured tool call ``(name, arguments)`` the turn was written as,
+        kept for the conversation (:attr:`exchanges`)."""
         if self.done:
             raise RuntimeError(f"episode already ended ({self.termination_reason})")
+        obs = self._act(action, context_tokens, text)
+        self.exchanges.append(Exchange(text or "", None if call is None else (call[0], dict(call[1])), obs))
+        return obs
+
+    def call(self, name: str, arguments: Mapping[str, Any], *, text: str = "") -> Observation | None:
+        """Consume one turn written as a structured tool call (an oracle's, a framework's)."""
+        return self.act(self.parse_call(name, arguments), text=text, call=(name, arguments))
+
+    def _act(self, action, context_tokens: int | None, text: str | None) -> Observation | None:
         self.turns += 1
         context_full = self._count(text or "", context_tokens)
         if isinstance(action, Answer):
-            self.answer = action.text
+            self.answer = recorded_answer(action.text)
             self.records.append(TurnRecord(self.turns, "answer"))
             self.termination_reason = "answered"
             return None

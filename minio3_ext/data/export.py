@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..core import prompts
+from ..core.chat import slot_blocks
+from ..core.dialect import get_dialect
 from ..core.images import ViewRules
 from .convert import Problem
 
@@ -119,7 +121,7 @@ def write_trl_dataset(rows: Sequence[Mapping[str, Any]], folder: str | os.PathLi
 
 
 def _slots(text: str) -> int:
-    return text.count("<image>")
+    return get_dialect().count_slots(text)
 
 
 def verl_sft_row(messages: Sequence[Mapping[str, Any]], images: Sequence[str], *, view: ViewRules = ViewRules(),
@@ -140,15 +142,7 @@ def verl_sft_row(messages: Sequence[Mapping[str, Any]], images: Sequence[str], *
 
 def trl_sft_row(messages: Sequence[Mapping[str, Any]], images: Sequence[str], **extra: Any) -> dict[str, Any]:
     """One TRL SFT row: contents as part lists, ``{"type": "image"}`` at each slot."""
-    out = []
-    for m in messages:
-        parts: list[dict[str, Any]] = []
-        for i, piece in enumerate(m["content"].split("<image>")):
-            if i:
-                parts.append({"type": "image", "text": None})
-            if piece:
-                parts.append({"type": "text", "text": piece})
-        out.append({"role": m["role"], "content": parts})
+    out = [{"role": m["role"], "content": slot_blocks(get_dialect(), m["content"])} for m in messages]
     n = sum(p["type"] == "image" for m in out for p in m["content"])
     if n != len(images):
         raise ValueError(f"conversation has {n} image slots but {len(images)} images")

@@ -13,10 +13,10 @@
 from .metrics import DEFAULT_BUDGETS, avg_at_k, summarize
 from .records import as_item, item_key
 from .report import format_summary_table, plot_accuracy_vs_budget, write_trajectory_html
-from .runner import Policy, at_budget, build_messages, run_episode, score_trajectory
+from .runner import Policy, at_budget, run_episode, score_trajectory
 
 __all__ = [
     "DEFAULT_BUDGETS", "avg_at_k", "summarize", "as_item", "item_key", "format_summary_table",
-    "plot_accuracy_vs_budget", "write_trajectory_html", "Policy", "at_budget", "build_messages",
+    "plot_accuracy_vs_budget", "write_trajectory_html", "Policy", "at_budget",
     "run_episode", "score_trajectory",
 ]

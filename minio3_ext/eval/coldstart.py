@@ -30,9 +30,10 @@ from typing import Any, Mapping, Sequence
 from PIL import Image
 
 from ..core.answers import normalize_answer
+from ..core.chat import episode_messages
 from ..core.episode import Episode, EpisodeConfig
 from ..core.images import ViewRules, load_image, resize_for_model
-from .runner import Policy, build_messages, text_with_images
+from .runner import Policy
 
 __all__ = ["DEFAULT_EXEMPLARS", "Exemplar", "load_exemplars", "FewShotPolicy", "ExemplarError"]
 
@@ -103,22 +104,19 @@ def load_exemplars(
 def _replay(name: str, turns: Sequence[str], original: Image.Image, question: str, answer: str,
             config: EpisodeConfig) -> Exemplar:
     first = resize_for_model(original, config.view, first=True)
-    messages = build_messages(question, first, config.rules)[1:]
     episode = Episode(original, config, first_view=first)
-    role = config.rules.observation_role
     for k, text in enumerate(turns):
         obs = episode.step(text)
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": text}]})
         record = episode.records[-1]
         if record.error:
             raise ExemplarError(f"{name}, turn {k + 1}: the action failed: {record.error}")
         if obs is None:
             break
-        messages.append({"role": role, "content": text_with_images(obs.text, [obs.image] if obs.image else [])})
     if episode.termination_reason != "answered" or len(episode.records) != len(turns):
         raise ExemplarError(f"{name}: must end with an <answer> on its last turn (ended: {episode.termination_reason})")
     if normalize_answer(episode.answer or "") != normalize_answer(answer):
         raise ExemplarError(f"{name}: answers {episode.answer!r} but the correct answer is {answer!r}")
+    messages = episode_messages(episode, question)[1:]  # the exemplar goes after the real system prompt
     return Exemplar(name, messages, answer, episode.summary()["actions"])
 
 

@@ -35,17 +35,17 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from PIL import Image
 
-from ..core.dialect import Dialect, get_dialect, interleave
+from ..core.chat import episode_messages
 from ..core.episode import OVERTURN_REASONS, Episode, EpisodeConfig
 from ..core.images import ImageBank, default_bank
 from .records import as_item
 
 __all__ = [
-    "Policy", "ContextLimitExceeded", "ImageLimitExceeded", "approx_tokens", "build_messages", "text_with_images", "run_episode",
+    "Policy", "ContextLimitExceeded", "ImageLimitExceeded", "approx_tokens", "run_episode",
     "score_trajectory", "at_budget", "MAX_BUDGET_KEY",
 ]
 
@@ -71,23 +71,6 @@ class ImageLimitExceeded(Exception):
 def approx_tokens(text: str) -> int:
     """A tokenizer-free estimate of a text's token count (~3.5 characters per token)."""
     return math.ceil(len(text) / 3.5)
-
-
-def text_with_images(text: str, images: Sequence[Image.Image]) -> list[dict[str, Any]]:
-    """Split ``text`` at each ``<image>`` slot and put the images there, in order."""
-    return [{"type": "text", "text": p} if isinstance(p, str) else {"type": "image", "image": p}
-            for p in interleave(get_dialect().split_slots(text), list(images))]
-
-
-def build_messages(question: str, first_view: Image.Image, dialect: str | Dialect = "minio3",
-                   system: str | None = None) -> list[dict[str, Any]]:
-    """The opening messages of an episode: system prompt and the image + question."""
-    d = get_dialect(dialect)
-    system = d.system_prompt() if system is None else system
-    return [
-        {"role": "system", "content": [{"type": "text", "text": system}]},
-        {"role": "user", "content": text_with_images(d.user_prompt(question), [first_view])},
-    ]
 
 
 def safe_name(text: str) -> str:
@@ -134,23 +117,23 @@ async def run_episode(
     # crop takes tens of milliseconds, which on the event loop would stall every episode in flight
     original = await asyncio.to_thread(bank.get, item["image"])
     first_view = await asyncio.to_thread(bank.first_view, item["image"])
-    messages = build_messages(item["question"], first_view, config.rules, system_prompt)
-    prompt_tokens = config.image_tokens(first_view.size)
-    if token_counter is not None:
-        prompt_tokens += sum(token_counter(p["text"]) for m in messages for p in m["content"] if p["type"] == "text")
-    episode = Episode(original, config, first_view=first_view, token_counter=token_counter, prompt_tokens=prompt_tokens)
+    question = item["question"]
+    episode = Episode(original, config, first_view=first_view, token_counter=token_counter)
+    if token_counter is not None:  # the opening's text counts too
+        opening = episode_messages(episode, question, system=system_prompt)
+        episode.context_tokens += sum(token_counter(p["text"]) for m in opening for p in m["content"] if p["type"] == "text")
     turns: list[dict[str, Any]] = []
-    obs_role = config.rules.observation_role
     detail = None
     while not episode.done:
+        messages = episode_messages(episode, question, system=system_prompt)
         try:
             text = await policy(messages)
         except ContextLimitExceeded as e:
-            episode.terminate("context_limit")
+            episode.end("context_full")
             detail = str(e) or None
             break
         except ImageLimitExceeded as e:
-            episode.terminate("image_limit")
+            episode.end("image_cap")
             detail = str(e) or None
             break
         if not isinstance(text, str):
@@ -158,16 +141,12 @@ async def run_episode(
         counted = getattr(text, "context_tokens", None) if exact_context else None
         text = str(text)
         obs = await asyncio.to_thread(episode.step, text, context_tokens=counted)
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": text}]})
         turn: dict[str, Any] = {
             "turn": episode.turns, "assistant": text, "action": _record(episode.records[-1]),
             "observation_index": None, "observation_image": None, "observation_text": None,
         }
         if obs is not None:
             turn["observation_text"] = obs.text
-            images = [obs.image] if obs.image is not None else []
-            content = text_with_images(obs.text, images) if images else [{"type": "text", "text": obs.text}]
-            messages.append({"role": obs_role, "content": content})
             if obs.image is not None:
                 turn["observation_index"] = obs.index
                 if crops_dir is not None:

@@ -97,8 +97,6 @@ class JudgeConfig:
     unscorable (the released code waits forever; this bounds it)."""
     error_wait_s: float = 1.0
     """``released`` only: wait after any other failed attempt."""
-    max_prediction_chars: int = 300
-    """Predictions are cut to this length before judging."""
     max_question_chars: int = 4000
     """Questions and ground truths are cut to this length before judging."""
     use_rules: bool | None = None
@@ -122,7 +120,6 @@ class JudgeConfig:
             "concurrency": self.concurrency >= 1,
             "max_tokens": self.max_tokens >= 1,
             "retry_temperature": 0 <= self.retry_temperature <= 2,
-            "max_prediction_chars": self.max_prediction_chars >= 1,
             "max_question_chars": self.max_question_chars >= 1,
             "rate_limit_wait_s": self.rate_limit_wait_s >= 0,
             "max_rate_limit_waits": self.max_rate_limit_waits >= 0,

@@ -153,7 +153,7 @@ class Judge:
             cap = sanitize if cfg.preset == "hardened" else _truncate
             q = cap(item.question, cfg.max_question_chars)
             gt = cap(item.ground_truth, cfg.max_question_chars)
-            pred = cap(item.prediction, cfg.max_prediction_chars)
+            pred = cap(item.prediction, len(item.prediction))  # capped once, where the episode recorded it
             rule = rule_verdict(q, gt, pred) if cfg.use_rules else None
             if rule is None and cfg.rule_only:
                 rule = 1.0 if exact_match(gt, pred) else 0.0

@@ -12,16 +12,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
-from ..core.actions import Answer
+from ..core.actions import ORIGINAL, Answer
 from ..core.answers import ground_truth_text
-from ..core.dialect import get_dialect, interleave
+from ..core.chat import episode_images, episode_messages
+from ..core.dialect import get_dialect
 from ..core.episode import Episode, EpisodeConfig
 from ..core.images import ImageBank, default_bank, resize_for_model
-from .environment import IMAGE_PATH_KEY, content_parts, row_image_path
+from .environment import IMAGE_PATH_KEY, row_image_path
 
-__all__ = ["grpo_rows", "oracle_box", "oracle_conversation", "ZOOM_TOOL_NAME"]
+__all__ = ["grpo_rows", "oracle_box", "oracle_conversation", "ZOOM_TOOL_NAME", "ZOOM_THOUGHT", "ANSWER_THOUGHT"]
 
 ZOOM_TOOL_NAME = "zoom"
 _PASS_THROUGH = ("doc_id", "solution", "data_source", "target_bbox", "width", "height")
@@ -89,6 +90,10 @@ def oracle_box(row: Mapping[str, Any], margin: float = 1.0, grid: float = 0.01) 
     return (down((x0 - dx) / w), down((y0 - dy) / h), up((x1 + dx) / w), up((y1 + dy) / h))
 
 
+ZOOM_THOUGHT = "Too small to read: zoom in."
+ANSWER_THOUGHT = "I can read it."
+
+
 def oracle_conversation(
     row: Mapping[str, Any],
     config: EpisodeConfig | None = None,
@@ -97,12 +102,21 @@ def oracle_conversation(
     system_prompt: str | None = None,
     margin: float = 1.0,
     grid: float = 0.01,
+    boxes: Sequence[Sequence[float]] | None = None,
+    explicit_source: bool = False,
+    zoom_thought: str = ZOOM_THOUGHT,
 ) -> dict[str, Any]:
-    """``{"messages": [...], "images": [first view, crop]}`` for TRL's ``SFTTrainer`` (Hermes tool calls).
+    """``{"messages": [...], "images": [first view, crop, ...]}`` for TRL's ``SFTTrainer``:
+    one oracle zoom per box (each on the latest observation), then the answer.
 
-    Both images are ``{"type": "image"}`` placeholders, so the row stores in a
-    ``datasets.Dataset``; train with :class:`minio3_ext.trl.sft.ToolImageCollator`,
-    which also fills the tool turn's placeholder.
+    ``boxes``: the zoom boxes (default: :func:`oracle_box` of the row's ``target_bbox``
+    with ``margin`` and ``grid``); the demo passes the nested-zoom oracle's. Each call
+    names its ``source`` from the second on (``explicit_source``: the first too). The
+    crops are cut by a core :class:`~minio3_ext.core.Episode` (exactly what the
+    environment returns) and the messages are the episode's
+    (:func:`~minio3_ext.core.chat.episode_messages`), images as ``{"type": "image"}``
+    placeholders, so the row stores in a ``datasets.Dataset``; train with
+    :class:`minio3_ext.trl.sft.ToolImageCollator`, which fills them.
     """
     config = config or EpisodeConfig(dialect="hermes", max_context_tokens=None)
     bank = bank if bank is not None else default_bank()
@@ -111,21 +125,14 @@ def oracle_conversation(
     first_view = bank.first_view(path) if bank.view_rules == config.view else resize_for_model(raw, config.view, first=True)
     episode = Episode(raw, config, first_view=first_view)
     d = episode.dialect
-    box = oracle_box(row, margin, grid)
-    arguments = {"bbox_2d": list(box)}  # "source" defaults to the original image; short calls train faster
-    obs = episode.act(episode.parse_call(ZOOM_TOOL_NAME, arguments))
-    if obs is None or obs.image is None:
-        raise ValueError(f"oracle_conversation: row {row.get('doc_id', '?')!r}: oracle zoom failed ({obs and obs.text})")
+    for box in (boxes if boxes is not None else [oracle_box(row, margin, grid)]):
+        arguments: dict[str, Any] = {"bbox_2d": list(box)}  # short calls train faster
+        if episode.num_observations or explicit_source:
+            arguments["source"] = f"observation_{episode.num_observations}" if episode.num_observations else ORIGINAL
+        obs = episode.call(ZOOM_TOOL_NAME, arguments, text=d.render_thought(zoom_thought))
+        if obs is None or obs.image is None:
+            raise ValueError(f"oracle_conversation: row {row.get('doc_id', '?')!r}: oracle zoom failed ({obs and obs.text})")
+    episode.act(Answer(str(row["solution"])), text=d.render_thought(ANSWER_THOUGHT) + d.render(Answer(str(row["solution"]))))
     question = d.strip_slots(row.get("question") or row.get("problem") or "")
-    answer = str(row["solution"])
-    system = d.system_prompt() if system_prompt is None else system_prompt
-    user = d.split_slots(d.user_prompt(question))
-    messages = [
-        {"role": "system", "content": [{"type": "text", "text": system}]},
-        {"role": "user", "content": content_parts(interleave(user, [first_view]), placeholders=True)},
-        {"role": "assistant", "content": [{"type": "text", "text": d.render_thought("Too small to read: zoom in.")}],
-         "tool_calls": [{"type": "function", "function": {"name": ZOOM_TOOL_NAME, "arguments": arguments}}]},
-        {"role": "tool", "name": ZOOM_TOOL_NAME, "content": content_parts(obs.parts(), placeholders=True)},
-        {"role": "assistant", "content": [{"type": "text", "text": d.render_thought("I can read it.") + d.render(Answer(answer))}]},
-    ]
-    return {"messages": messages, "images": [first_view, obs.image]}
+    return {"messages": episode_messages(episode, question, system=system_prompt, placeholders=True),
+            "images": episode_images(episode)}

@@ -46,12 +46,13 @@ from functools import lru_cache
 from typing import Any, Literal, Mapping, Sequence
 
 from ..core.actions import Answer
-from ..core.dialect import Dialect, interleave
+from ..core.chat import content_blocks, slot_blocks
+from ..core.dialect import Dialect
 from ..core.episode import Episode, EpisodeConfig, Observation
 from ..core.images import ImageBank, default_bank, resize_for_model
 
 __all__ = [
-    "ZoomEnvironment", "IMAGE_PATH_KEY", "content_parts", "row_image_path", "turn_text", "turn_calls",
+    "ZoomEnvironment", "IMAGE_PATH_KEY", "row_image_path", "turn_text", "turn_calls",
     "bind_conversations", "close_episode",
 ]
 
@@ -74,18 +75,6 @@ def _question(row: dict[str, Any]) -> str:
     if not isinstance(question, str) or not question.strip():
         raise ValueError(f"ZoomEnvironment.reset: row {row.get('doc_id', '?')!r} has no 'question' text")
     return question
-
-
-def content_parts(parts: Sequence[Any], *, placeholders: bool = False) -> list[dict[str, Any]]:
-    """Chat content blocks from text/image parts (``Observation.parts()``); images become
-    ``{"type": "image"}`` placeholders with ``placeholders=True`` (for stored datasets)."""
-    out: list[dict[str, Any]] = []
-    for part in parts:
-        if isinstance(part, str):
-            out.append({"type": "text", "text": part})
-        else:
-            out.append({"type": "image"} if placeholders else {"type": "image", "image": part})
-    return out
 
 
 # -- TRL messages as core turns ---------------------------------------------------------------
@@ -237,7 +226,7 @@ class ZoomEnvironment:
         self._row = row
         self._conversation, self._next, self._replay, self.extra_calls = None, 0, False, 0
         d = self.dialect
-        return content_parts(interleave(d.split_slots(d.user_prompt(_question(row))), [view]))
+        return slot_blocks(d, d.user_prompt(_question(row)), [view])
 
     # -- the tool calls ---------------------------------------------------------------------
     def _call(self, name: str, arguments: dict[str, Any]) -> list[dict[str, Any]] | str:
@@ -270,7 +259,7 @@ class ZoomEnvironment:
 
     @staticmethod
     def _content(obs: Observation) -> list[dict[str, Any]] | str:
-        return obs.text if obs.image is None else content_parts(obs.parts())
+        return obs.text if obs.image is None else content_blocks(obs.parts())
 
     def _consume(self, conversation: Sequence[Mapping[str, Any]], index: int) -> Observation | None:
         """One assistant message → one ``Episode.act``."""
@@ -329,7 +318,7 @@ def close_episode(env: ZoomEnvironment, messages: Sequence[Mapping[str, Any]] | 
         env._next, env._replay = 0, False
     last = _last_assistant(messages)
     if last < 0:
-        episode.terminate("context_limit" if truncated else "no_answer")
+        episode.end("length" if truncated else "stopped")
         return episode
     env._consume_until(messages, last)
     if episode.done:
@@ -339,15 +328,15 @@ def close_episode(env: ZoomEnvironment, messages: Sequence[Mapping[str, Any]] | 
     if env._next <= last:  # TRL did not hand the final message to the environment
         action = episode.parse_turn(turn_text(final, env.dialect), turn_calls(final))
         if truncated and not isinstance(action, Answer):
-            episode.terminate("context_limit")
+            episode.end("length")
             return episode
         env._next = last + 1
         episode.act(action)
         if not episode.done:
-            episode.terminate("turn_limit" if pending else "no_answer")
+            episode.end("turn_cap" if pending else "stopped")
         return episode
     # the environment ran the final message's call, but TRL went no further: it rolled the
     # result back (too long) or the turn after it was cut to nothing
-    episode.terminate("context_limit")
+    episode.end("context_full")
     return episode
 

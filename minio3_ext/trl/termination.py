@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from ..core.actions import Answer
-from ..core.dialect import MAX_ANSWER_CHARS, Dialect, get_dialect
+from ..core.dialect import Dialect, get_dialect
+from ..core.termination import recorded_answer, stop_reason
 from .environment import ZoomEnvironment, close_episode, message_text, turn_calls, turn_text
 
 __all__ = ["message_text", "tool_rounds", "termination_reason", "rollout_answer", "rollout_record"]
@@ -44,7 +45,7 @@ def _first_answer(messages: Sequence[Mapping[str, Any]] | str, dialect: Dialect)
     for m in _assistants(messages):
         action = dialect.parse_turn(turn_text(m, dialect), turn_calls(m))
         if isinstance(action, Answer):
-            return action.text[:MAX_ANSWER_CHARS]
+            return recorded_answer(action.text)
     return None
 
 
@@ -63,21 +64,25 @@ def termination_reason(
     dialect = dialect or get_dialect()
     if _first_answer(messages, dialect) is not None:
         return "answered"
+    return stop_reason(_stop_event(messages, truncated=truncated, max_tool_rounds=max_tool_rounds))
+
+
+def _stop_event(messages: Sequence[Mapping[str, Any]] | str, *, truncated: bool, max_tool_rounds: int | None) -> str:
+    """What stopped an unanswered TRL rollout, as a core stop event."""
     if not isinstance(messages, str):
         assistants = _assistants(messages)
         last = assistants[-1] if assistants else {}
         if last.get("tool_calls") and messages[-1].get("role") == "assistant":  # calls TRL did not run
             capped = max_tool_rounds is not None and tool_rounds(messages) >= max_tool_rounds
-            return "turn_limit" if capped else "context_limit"
-    return "context_limit" if truncated else "no_answer"
+            return "turn_cap" if capped else "context_full"
+    return "length" if truncated else "stopped"
 
 
 def rollout_answer(completion: Any, environment: Any = None, *, truncated: bool = False) -> str | None:
     """The answer of one rollout as the core episode records it (the environment's episode
     when there is one, closed here if the trainer has not closed it yet)."""
     if isinstance(environment, ZoomEnvironment) and environment.episode is not None:
-        answer = close_episode(environment, completion, truncated=truncated).answer
-        return None if answer is None else answer[:MAX_ANSWER_CHARS]
+        return close_episode(environment, completion, truncated=truncated).answer
     return _first_answer(completion, get_dialect())
 
 

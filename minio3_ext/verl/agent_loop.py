@@ -73,7 +73,8 @@ from verl.experimental.agent_loop.tool_agent_loop import AgentData, AgentState, 
 from verl.trainer.ppo.reward import get_custom_reward_fn
 from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder
 
-from minio3_ext.core import Episode, EpisodeConfig, ImageError, Invalid, Observation, ViewRules, default_bank
+from minio3_ext.core import Episode, EpisodeConfig, ImageError, Observation, ViewRules, default_bank
+from minio3_ext.core.chat import content_blocks
 from minio3_ext.core.images import resize_for_model
 
 from . import tool_parser
@@ -297,8 +298,7 @@ class MiniO3AgentLoop(ToolAgentLoop):
         if len(agent_data.response_ids) >= budget:
             # the turn ran into the response budget: what it says past the cut is not trained on,
             # so it is not read (no answer, no action) and the trajectory ends as context_limit
-            episode.act(Invalid("the turn did not fit in the response budget", attempted=False),
-                        context_tokens=self.episode_config.max_context_tokens)
+            episode.end("length", cut_turn=True)
             return AgentState.TERMINATED
         # read in verl's parser call, or here when verl returned before parsing (its own caps)
         text, action = self.tool_parser.read_turn(agent_data.response_ids)
@@ -308,7 +308,7 @@ class MiniO3AgentLoop(ToolAgentLoop):
         if obs is None:
             return AgentState.TERMINATED
         if state == AgentState.TERMINATED and self._verl_budget_spent(agent_data):
-            episode.terminate("turn_limit")  # verl's user-turn cap, which the episode does not track
+            episode.end("turn_cap")  # verl's user-turn cap, which the episode does not track
             return AgentState.TERMINATED
         self._pending = obs
         self._close_assistant_turn(agent_data)
@@ -319,10 +319,9 @@ class MiniO3AgentLoop(ToolAgentLoop):
         never truncated."""
         obs, self._pending = self._pending, None
         rules = self.episode.dialect
-        parts = obs.parts()
-        content: Any = parts[0] if len(parts) == 1 and isinstance(parts[0], str) else [
-            {"type": "text", "text": p} if isinstance(p, str) else {"type": "image", "image": p} for p in parts
-        ]
+        blocks = content_blocks(obs.parts())
+        # a text-only turn as a string, as verl's own tool messages are
+        content: Any = blocks[0]["text"] if len(blocks) == 1 and blocks[0]["type"] == "text" else blocks
         message: dict[str, Any] = {"role": rules.observation_role, "content": content}
         previous = list(agent_data.messages)
         agent_data.messages.append(message)
@@ -331,7 +330,7 @@ class MiniO3AgentLoop(ToolAgentLoop):
             agent_data.response_logprobs or None, tools=self.tool_schemas,
         )
         if len(response_mask) >= self.response_length:
-            self.episode.terminate("context_limit")  # the observation did not fit in the response budget
+            self.episode.end("context_full")  # the observation did not fit in the response budget
             return AgentState.TERMINATED
         agent_data.prompt_ids = merged.token_ids
         agent_data.response_mask = response_mask
@@ -378,7 +377,7 @@ class MiniO3AgentLoop(ToolAgentLoop):
         """Record the episode, score in-loop, and mask excluded trajectories."""
         episode = self.episode
         if not episode.done:  # verl stopped without a parsed final turn (e.g. response cap)
-            episode.terminate("context_limit" if len(output.response_mask) >= self.response_length else "no_answer")
+            episode.end("length" if len(output.response_mask) >= self.response_length else "stopped")
         summary = episode.summary()
         penalised = summary["is_overturn"] and self.overturn_penalty is not None
         output.extra_fields.update({

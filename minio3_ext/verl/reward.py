@@ -27,7 +27,6 @@ import inspect
 import threading
 from typing import Any, Callable, Mapping
 
-from minio3_ext.core import Answer
 from minio3_ext.core.dialect import DIALECTS, get_dialect
 from minio3_ext.judge import Judge, JudgeConfig, JudgeItem
 
@@ -97,7 +96,7 @@ def _answer(solution_str: str, extra_info: Mapping[str, Any]) -> str | None:
     dialect = get_dialect()
     if extra_info.get("termination_reason") is not None:
         answer = extra_info.get("answer")
-        return dialect.answer(dialect.render(Answer(str(answer)))) if answer is not None else None
+        return None if answer is None else str(answer)  # the episode recorded it capped
     text = solution_str or ""
     start = 0
     for name in DIALECTS:  # the instructions after an observation's image, in either dialect

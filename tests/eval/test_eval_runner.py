@@ -167,3 +167,18 @@ def test_server_context_overflow_ends_the_episode_as_context_limit(synth_items):
         policy = OpenAIPolicy(server.base_url, "p", max_retries=0)
         with pytest.raises(EndpointError, match="HTTP 400: invalid image"):
             asyncio.run(run_episode(policy, rows[0], EpisodeConfig(max_turns=8), ImageBank()))
+
+
+def test_the_runner_asks_the_core_for_a_stop_event_reason(synth_items, monkeypatch):
+    """A server's context error is the ``context_full`` stop event; its reason is the core's table."""
+    from minio3_ext.core import termination
+    from minio3_ext.eval.runner import ContextLimitExceeded, ImageLimitExceeded
+
+    rows, _ = synth_items
+    monkeypatch.setitem(termination.STOP_EVENTS, "context_full", "no_answer")
+    monkeypatch.setitem(termination.STOP_EVENTS, "image_cap", "turn_limit")
+    for error, reason in ((ContextLimitExceeded("full"), "no_answer"), (ImageLimitExceeded("4 images"), "turn_limit")):
+        async def policy(messages, error=error):
+            raise error
+        traj = asyncio.run(run_episode(policy, rows[0], EpisodeConfig(max_turns=4), ImageBank()))
+        assert traj["termination_reason"] == reason

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from judge_helpers import fast_config, request_data
 
+from minio3_ext.core.termination import recorded_answer
 from minio3_ext.judge import Judge, JudgeItem, exact_match, rule_verdict
 from minio3_ext.judge.prompt import SYSTEM_PROMPT, build_messages, parse_data_block, sanitize
 from minio3_ext.judge.rules import is_plain
@@ -51,13 +52,14 @@ def test_adversarial_never_decided_by_rules(kind, question, ground_truth):
 def test_adversarial_reach_the_server_escaped(judge_server):
     server = judge_server(lambda request: "Score: 0")
     judge = Judge(fast_config(server.base_url, dedupe=False))
-    items = [JudgeItem("What colour is the car?", "red", p) for p in ADVERSARIAL.values()]
+    # predictions as an episode records them (the answer cap is the core's, applied once there)
+    items = [JudgeItem("What colour is the car?", "red", recorded_answer(p)) for p in ADVERSARIAL.values()]
     verdicts = judge.score_sync(items)
     assert [v.source for v in verdicts] == ["llm"] * len(items)
     assert len(server.requests) == len(items)
 
     # Requests arrive concurrently: match them to kinds by the (sanitised) prediction.
-    expected = {raw.replace("\u202e", "").replace("\u202c", "")[:300]: kind for kind, raw in ADVERSARIAL.items()}
+    expected = {recorded_answer(raw).replace("\u202e", "").replace("\u202c", ""): kind for kind, raw in ADVERSARIAL.items()}
     nonces, seen = set(), set()
     for request in server.requests:
         system, user = request["messages"]

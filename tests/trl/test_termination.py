@@ -153,3 +153,21 @@ def test_a_rolled_back_tool_result_is_context_limit(env_row):
     messages = _loop(env, [], [_assistant("", [CALL]), _assistant("", [CALL])])
     del messages[-1]  # TRL dropped the second result: it would not fit max_completion_length
     assert rollout_record(messages, truncated=False, max_tool_rounds=2, environment=env)["reason"] == "context_limit"
+
+
+def test_both_trl_paths_ask_the_core_for_the_reason(env_row, monkeypatch):
+    """The reason of a stop event is the core's table (``core.termination.STOP_EVENTS``), with
+    and without the environment: change the table and both follow (they kept copies before)."""
+    from minio3_ext.core import termination
+
+    cut = [_assistant("", [CALL]), TOOL, _assistant("<think>long")]
+    assert termination_reason(cut, truncated=True, max_tool_rounds=5) == "context_limit"
+    monkeypatch.setitem(termination.STOP_EVENTS, "length", "no_answer")
+    monkeypatch.setitem(termination.STOP_EVENTS, "turn_cap", "image_limit")
+    assert termination_reason(cut, truncated=True, max_tool_rounds=5) == "no_answer"
+    env = env_row(max_turns=2)
+    messages = _loop(env, [], [_assistant("", [CALL])]) + [_assistant("<think>long")]
+    assert rollout_record(messages, truncated=True, max_tool_rounds=1, environment=env)["reason"] == "no_answer"
+    env = env_row(max_turns=3)
+    messages = _loop(env, [], [_assistant("", [CALL])]) + [_assistant("", [CALL])]
+    assert rollout_record(messages, truncated=False, max_tool_rounds=1, environment=env)["reason"] == "image_limit"

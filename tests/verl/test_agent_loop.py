@@ -256,6 +256,24 @@ def test_a_final_turn_that_does_not_fit_ends_as_context_limit_unscored(
     assert "<answer>" not in trained
 
 
+@pytest.mark.slow
+def test_the_loop_asks_the_core_for_a_stop_event_reason(tiny_qwen_dir, synthetic_rows, tmp_path, scripted_server,
+                                                          monkeypatch):
+    """The turn cut by the response budget is the ``length`` stop event; its reason is the
+    core's table (``core.termination.STOP_EVENTS``), the same one TRL and eval ask."""
+    from minio3_ext.core import termination
+
+    monkeypatch.setitem(termination.STOP_EVENTS, "length", "no_answer")
+    row = synthetic_rows[0]
+    cfg = _config(tiny_qwen_dir, "minio3", "actor_rollout_ref.rollout.response_length=300")
+    worker = AgentLoopWorker(cfg, llm_client=None)
+    long_turn = "<think>" + "the sign is small and far away, " * 120 + f"</think><answer>{row['solution']}</answer>{IM_END}"
+    worker.llm_client = scripted_server(worker.tokenizer, {"answers": [long_turn]})
+    out = asyncio.run(worker.generate_sequences(_batch(cfg, worker, [row], tmp_path, "minio3", cases=["answers"])))
+    assert list(out.non_tensor_batch["termination_reason"]) == ["no_answer"]
+    assert list(out.non_tensor_batch["turns"]) == [1]
+
+
 @pytest.fixture(scope="module")
 def minio3_cfg(tiny_qwen_dir):
     return _config(tiny_qwen_dir, "minio3")
