@@ -25,7 +25,7 @@ PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
 
 #: The :class:`JudgeConfig` fields that decide a verdict: each keys the verdict cache and
 #: ``minio3 eval``'s resume (:meth:`JudgeConfig.key_settings`), with the prompt/parser version.
-KEYED = ("preset", "base_url", "model", "max_tokens", "retry_temperature", "max_prediction_chars",
+KEYED = ("preset", "base_url", "model", "max_tokens", "retry_temperature",
          "max_question_chars", "use_rules", "dedupe")
 #: The fields that do not decide a verdict, each with the reason. A field in neither
 #: :data:`KEYED` nor here makes :meth:`JudgeConfig.key_settings` raise: every new setting is decided.
