@@ -404,8 +404,7 @@ def run(args: argparse.Namespace) -> int:
     from minio3_ext.eval.report import format_summary_table, plot_accuracy_vs_budget
 
     out = check_out_file(args.out, "--out")
-    same = [d for d in args.data if Path(d).exists() and out.exists() and os.path.samefile(d, out)]
-    if same or any(Path(d).resolve() == out.resolve() for d in args.data):
+    if out.exists() and any(Path(d).exists() and os.path.samefile(d, out) for d in args.data):
         raise UserError(f"--out {args.out}: is the --input file; trajectories would be appended to the dataset. "
                         "Write them to another file")
     if args.save_crops and Path(args.save_crops).exists() and not Path(args.save_crops).is_dir():
