@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -73,8 +74,65 @@ SFT_OVERRIDES = [
     "trainer.resume_mode=disable",
 ]
 
-#: Overrides added after ``masked_grpo.args`` (paths and sizes; each with its reason).
-RL_OVERRIDES: list[str] = []
+#: RL size: prompts per step and rollouts per prompt (2 x 2 = 4 trajectories, one optimizer step).
+RL_PROMPTS, RL_ROLLOUTS = 2, 2
+#: RL token budgets: per response (all turns) and per assistant turn.
+RL_RESPONSE_TOKENS, RL_TURN_TOKENS = 256, 64
+
+#: Overrides added after ``masked_grpo.args`` and ``masked_grpo_smoke.args`` (each with its reason);
+#: the shipped agent-loop and tool configs are copied with the smoke pixel budget (:func:`_smoke_configs`).
+RL_OVERRIDES = [
+    # the CPU: verl reads the device from trainer.device (the platform is VERL_PLATFORM=cpu)
+    "trainer.device=cpu",
+    # a local Ray with one logical GPU slot for the one actor/rollout worker (cpu_platform docstring)
+    "+ray_kwargs.ray_init.num_gpus=1",
+    # Ray's CPU slots are logical: verl's actors hold ~6 (TransferQueue controller and storage,
+    # task runner, workers), more than this machine's 2 cores; the processes share the real cores
+    "+ray_kwargs.ray_init.num_cpus=16",
+    # one TransferQueue storage actor, not 8 (each holds a Ray CPU slot and a process)
+    "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+    # no flash-attention on CPU: torch's sdpa, and no remove-padding (flash-attn's varlen kernels)
+    "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
+    "actor_rollout_ref.model.use_remove_padding=false",
+    # size: recompute is pointless at this size
+    "actor_rollout_ref.model.enable_gradient_checkpointing=false",
+    # FSDP1 wants its parameters on a GPU (sync_module_states); FSDP2, the SFT recipe's strategy, runs on CPU
+    "actor_rollout_ref.actor.strategy=fsdp2",
+    # fp32 on CPU for the actor (bf16 matmuls are slow here and round small updates away)
+    "actor_rollout_ref.actor.fsdp_config.dtype=float32",
+    # torch.compile of the entropy path needs a C++ toolchain run per shape: pointless for one step
+    "actor_rollout_ref.actor.fsdp_config.use_torch_compile=false",
+    "actor_rollout_ref.actor.use_torch_compile=false",
+    # vLLM on CPU: float32 like the actor (the weights it receives), eager (no CUDA graphs)
+    "actor_rollout_ref.rollout.dtype=float32",
+    "actor_rollout_ref.rollout.enforce_eager=true",
+    # vLLM's sleep mode is CUDA-only ("Sleep mode is not supported on current platform"): keep
+    # the engine awake (RolloutConfig.enable_sleep_mode, not in verl's YAML) and its cache
+    "+actor_rollout_ref.rollout.enable_sleep_mode=false", "actor_rollout_ref.rollout.free_cache_engine=false",
+    # size: vLLM's context and batch for the tiny model
+    f"actor_rollout_ref.rollout.max_model_len={2048 + RL_RESPONSE_TOKENS}",
+    "actor_rollout_ref.rollout.max_num_batched_tokens=4096",
+    f"actor_rollout_ref.rollout.max_num_seqs={RL_PROMPTS * RL_ROLLOUTS}",
+    # size: 2 prompts x 2 rollouts, one PPO mini-batch (one optimizer step)
+    f"data.train_batch_size={RL_PROMPTS}", f"actor_rollout_ref.rollout.n={RL_ROLLOUTS}",
+    f"actor_rollout_ref.actor.ppo_mini_batch_size={RL_PROMPTS}",
+    # size: short responses (the random model rarely stops by itself) and 2 assistant turns
+    f"data.max_response_length={RL_RESPONSE_TOKENS}", "actor_rollout_ref.rollout.multi_turn.max_assistant_turns=2",
+    # size: one step
+    "trainer.total_training_steps=1",
+    # the random model's rewards rarely vary: keep every group (as masked_grpo_smoke.args)
+    "algorithm.filter_groups.enable=false",
+    # the data loader's worker processes only cost start-up time here
+    "data.dataloader_num_workers=0",
+    # one agent-loop worker (Ray actor) for the 4 trajectories, not 8
+    "actor_rollout_ref.rollout.agent.num_workers=1",
+    # verl's own step log as JSON lines (VERL_FILE_LOGGER_PATH), read into metrics.json
+    "trainer.logger=[console,file]",
+    # save the actor's HF checkpoint after the step: the "after" side of the weight checksum
+    "trainer.save_freq=1", "actor_rollout_ref.actor.checkpoint.save_contents=[model,hf_model]",
+    # a fresh run (no resume from an older smoke's checkpoint)
+    "trainer.resume_mode=disable",
+]
 
 
 def _repo_root() -> Path:
@@ -108,15 +166,54 @@ def _cpu_seconds() -> float:
     return total
 
 
-def _stage(name: str, cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> dict[str, float]:
+#: Wall-clock limit per stage in seconds (a hung Ray or vLLM start fails the smoke instead of hanging CI).
+STAGE_TIMEOUT_S = int(os.environ.get("MINIO3_SMOKE_STAGE_TIMEOUT", "1500"))
+
+
+#: main_ppo on CPU does not exit after its last step (the driver hangs in Ray / vLLM shutdown,
+#: docs/smoke.md): once verl's own "done" marker (the checkpoint's latest_checkpointed_iteration.txt
+#: at the last step) is written, the stage gets this many seconds to exit, then is stopped.
+DONE_GRACE_S = 90
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)  # the stage and what it started (Ray, vLLM) in its session
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _stage(name: str, cmd: list[str], env: dict[str, str], log: Path, cwd: Path,
+           done: Path | None = None) -> dict[str, Any]:
+    """Run one stage; ``done`` (a file the stage writes after its last step) lets a stage that
+    then does not exit be stopped after :data:`DONE_GRACE_S` (recorded as ``stopped_after_done``)."""
     cpu, wall = _cpu_seconds(), time.perf_counter()
+    times: dict[str, Any] = {}
     with open(log, "w") as f:
         f.write(" ".join(cmd) + "\n\n")
         f.flush()
-        done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=str(cwd))
-    times = {"wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(_cpu_seconds() - cpu, 1)}
-    if done.returncode != 0:
-        raise SmokeError(f"{name} exited {done.returncode}: {_last_error(log)} (full log: {log})")
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=str(cwd), start_new_session=True)
+        done_at = None
+        while (returncode := proc.poll()) is None:
+            now = time.perf_counter()
+            if now - wall > STAGE_TIMEOUT_S:
+                _stop(proc)
+                raise SmokeError(f"{name} ran past {STAGE_TIMEOUT_S}s (MINIO3_SMOKE_STAGE_TIMEOUT); last line: "
+                                 f"{_last_error(log)} (full log: {log})")
+            if done is not None and done_at is None and done.is_file():
+                done_at = now
+                times["done_s"] = round(now - wall, 1)
+            if done_at is not None and now - done_at > DONE_GRACE_S:
+                _stop(proc)
+                returncode = 0
+                times["stopped_after_done"] = True
+                break
+            time.sleep(2)
+    times.update(wall_s=round(time.perf_counter() - wall, 1), cpu_s=round(_cpu_seconds() - cpu, 1))
+    if returncode != 0:
+        raise SmokeError(f"{name} exited {returncode}: {_last_error(log)} (full log: {log})")
     return times
 
 
@@ -224,6 +321,48 @@ def run_sft(out: Path, python: Path, root: Path, paths: dict[str, Path]) -> dict
             "checkpoint": _last_hf_checkpoint(sft_out, "SFT")}
 
 
+def _smoke_configs(out: Path) -> dict[str, Path]:
+    """The shipped agent-loop and zoom-tool configs with the smoke's pixel budget and turn cap
+    (the tiny processor; the recipe's 2M-pixel crops would be thousands of image tokens)."""
+    import yaml
+
+    from ..verl import config_path
+
+    loop = yaml.safe_load(config_path("agent_loop.yaml").read_text())
+    for entry in loop:
+        entry.update(max_pixels=MAX_PIXELS, min_pixels=MIN_PIXELS, max_turn_tokens=RL_TURN_TOKENS)
+    tool = yaml.safe_load(config_path("zoom_tool.yaml").read_text())
+    for entry in tool["tools"]:
+        entry["config"].update(max_pixels=MAX_PIXELS, min_pixels=MIN_PIXELS)
+    folder = out / "config"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "agent_loop.yaml").write_text(yaml.safe_dump(loop, sort_keys=False))
+    (folder / "zoom_tool.yaml").write_text(yaml.safe_dump(tool, sort_keys=False))
+    return {"agent_loop": folder / "agent_loop.yaml", "zoom_tool": folder / "zoom_tool.yaml"}
+
+
+def run_rl(out: Path, python: Path, root: Path, paths: dict[str, Path], start: Path) -> dict[str, Any]:
+    rl_out = out / "rl"
+    configs = _smoke_configs(out)
+    env = _env(root, {"MODEL_PATH": str(start), "TRAIN_FILES": str(paths["train"]), "VAL_FILES": str(paths["val"]),
+                      "NNODES": "1", "GPUS_PER_NODE": "1", "VERL_FILE_LOGGER_PATH": str(out / "rl.steps.jsonl"),
+                      # vLLM's CPU KV cache in GiB (its default is 4; the tiny model needs little)
+                      "VLLM_CPU_KVCACHE_SPACE": "1"})
+    overrides = (_overrides(root, "masked_grpo.args", env) + _overrides(root, "masked_grpo_smoke.args", env)
+                 + RL_OVERRIDES + [
+                     # the shipped configs with the smoke pixel budget (_smoke_configs)
+                     f"actor_rollout_ref.rollout.agent.agent_loop_config_path={configs['agent_loop']}",
+                     f"actor_rollout_ref.rollout.multi_turn.tool_config_path={configs['zoom_tool']}",
+                     f"trainer.default_local_dir={rl_out}"])
+    cmd = [str(python), "-m", "verl.trainer.main_ppo", *overrides]
+    # verl writes latest_checkpointed_iteration.txt after the last step's checkpoint (save_freq=1, 1 step)
+    times = _stage("masked GRPO (verl.trainer.main_ppo)", cmd, env, out / "rl.log", out,
+                   done=rl_out / "latest_checkpointed_iteration.txt")
+    steps = _step_log(out / "rl.steps.jsonl", "RL")
+    return {"steps": max((s["step"] for s in steps), default=0), "log": steps, "times": times,
+            "checkpoint": _last_hf_checkpoint(rl_out, "RL")}
+
+
 def run(out_dir: Path, python: str | os.PathLike | None = None) -> dict[str, Any]:
     """SFT then masked GRPO through verl's entry points into ``out_dir``; writes and returns ``metrics.json``'s content."""
     out = Path(out_dir).resolve()
@@ -241,9 +380,32 @@ def run(out_dir: Path, python: str | os.PathLike | None = None) -> dict[str, Any
         "verl.overrides": {"sft": SFT_OVERRIDES, "rl": RL_OVERRIDES},
         "verl.times": {"sft": sft["times"]},
     }
-    metrics["verl.times"].update(total_wall_s=round(time.perf_counter() - wall, 1),
-                                 total_cpu_s=round(_cpu_seconds() - cpu, 1))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
-    # stage 2 is not written yet (docs/smoke.md, "verl"): a smoke without its RL step is not a smoke
-    raise SmokeError(f"the SFT stage ran ({sft['steps']} step(s), {out / 'metrics.json'}); the masked-GRPO "
-                     "stage (main_ppo) is not wired yet, so no RL step ran")
+    metrics_path = out / "metrics.json"
+
+    def write() -> None:
+        metrics["verl.times"].update(total_wall_s=round(time.perf_counter() - wall, 1),
+                                     total_cpu_s=round(_cpu_seconds() - cpu, 1))
+        metrics_path.write_text(json.dumps(metrics, indent=2, default=str) + "\n")
+
+    write()
+    try:
+        rl = run_rl(out, python, root, paths, sft["checkpoint"])
+    except SmokeError as e:
+        raise SmokeError(f"the SFT stage ran ({sft['steps']} step(s), {metrics_path}); the RL stage failed: {e}") from None
+    before, after = checksum(sft["checkpoint"]), checksum(rl["checkpoint"])
+    changed = sorted(k for k in after["tensors"] if before["tensors"].get(k) != after["tensors"][k])
+    last = rl["log"][-1]["data"] if rl["log"] else {}
+    metrics.update({
+        "verl.rl.steps": rl["steps"],
+        "verl.rl.metrics": last,
+        "verl.rl.log": rl["log"],
+        "verl.rl.weights_changed": before["sha256"] != after["sha256"],
+        # AdamW's weight decay changes the weights even with a zero gradient (all rewards equal)
+        "verl.rl.grad_norm_positive": float(last.get("actor/grad_norm", 0.0)) > 0,
+        "verl.rl.checksum": {"before": before["sha256"], "after": after["sha256"], "tensors_changed": len(changed),
+                             "vision_tensors_changed": sum(1 for k in changed if ".visual." in k or k.startswith("visual."))},
+        "verl.rl.checkpoint": str(rl["checkpoint"]),
+    })
+    metrics["verl.times"]["rl"] = rl["times"]
+    write()
+    return metrics
