@@ -7,6 +7,9 @@
   saved once per session; load it with ``minio3_ext.testing.load_tiny_qwen`` or any
   ``from_pretrained(path, local_files_only=True)``.
 
+- ``vllm_venv_python``: the interpreter of the vLLM CPU venv (``.venv-vllm``; built by
+  ``.ci/vllm_cpu_venv.sh`` when missing).
+
 Treat these as read-only: copy a row (``dict(row)``) before mutating it, and write
 to your own ``tmp_path`` rather than into these folders.
 """
@@ -59,3 +62,18 @@ def plugin_tool_site(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(site), str(build / "pkg")], check=True)
     return site
+
+
+@pytest.fixture(scope="session")
+def vllm_venv_python() -> Path:
+    """The interpreter of the vLLM CPU venv of ``minio3 smoke verl`` (``.venv-vllm``), made with
+    ``.ci/vllm_cpu_venv.sh`` when it is missing (CI makes it first)."""
+    import subprocess
+
+    from minio3_ext.smoke.verl import default_python
+
+    python = default_python()
+    if not python.is_file():
+        root = Path(__file__).resolve().parents[1]
+        subprocess.run(["bash", str(root / ".ci" / "vllm_cpu_venv.sh")], check=True, timeout=1800, cwd=root)
+    return python

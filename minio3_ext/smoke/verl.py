@@ -47,6 +47,11 @@ MIN_PIXELS = 28 * 28 * 8
 #: vLLM's CPU attention kernels need a head size of at least 64 (the default tiny model has 16).
 HEAD_DIM = 64
 
+#: SFT optimizer steps and learning rate: sizes for the tiny random model, not the recipe's 1e-5
+#: (from random weights it needs them to zoom and answer at all; with 1 step at 1e-5 every RL
+#: reward was 0, every advantage 0, the gradient 0 and the RL step left the weights unchanged).
+SFT_STEPS, SFT_LR = 200, 3e-3
+
 #: Overrides added after ``coldstart_sft.args`` (paths come from its $VARS).
 SFT_OVERRIDES = [
     # the CPU: verl reads the device from trainer.device (the platform is VERL_PLATFORM=cpu)
@@ -58,8 +63,11 @@ SFT_OVERRIDES = [
     "engine.dtype=float32",
     # torch.compile of the entropy path needs a C++ toolchain run per shape: pointless for one step
     "engine.use_torch_compile=false",
-    # size: one optimizer step of all the rows
-    "trainer.total_training_steps=1", f"data.train_batch_size={ROWS}", "data.micro_batch_size_per_gpu=2",
+    # size: SFT_STEPS optimizer steps over all the rows at SFT_LR, constant, no warm-up (see SFT_STEPS)
+    f"trainer.total_training_steps={SFT_STEPS}", f"data.train_batch_size={ROWS}", "data.micro_batch_size_per_gpu=2",
+    f"optim.lr={SFT_LR}", "optim.lr_scheduler_type=constant", "optim.lr_warmup_steps_ratio=0.0",
+    # ...which needs that many epochs (one step per epoch of the ROWS rows; verl stops at the smaller)
+    f"trainer.total_epochs={SFT_STEPS}",
     # size: the tiny model's context
     "data.max_length=2048", "data.max_token_len_per_gpu=4096",
     # size: recompute is pointless at this size
@@ -68,14 +76,14 @@ SFT_OVERRIDES = [
     "data.num_workers=0",
     # verl's own step log as JSON lines (VERL_FILE_LOGGER_PATH), read into metrics.json
     "trainer.logger=[console,file]",
-    # save the (HF) checkpoint after the one step: RL starts from it
-    "trainer.save_freq=1",
+    # save the (HF) checkpoint once, after the last step: RL starts from it
+    f"trainer.save_freq={SFT_STEPS}",
     # a fresh run (no resume from an older smoke's checkpoint)
     "trainer.resume_mode=disable",
 ]
 
-#: RL size: prompts per step and rollouts per prompt (2 x 2 = 4 trajectories, one optimizer step).
-RL_PROMPTS, RL_ROLLOUTS = 2, 2
+#: RL size: prompts per step and rollouts per prompt (2 x 4 = 8 trajectories, one optimizer step).
+RL_PROMPTS, RL_ROLLOUTS = 2, 4
 #: RL token budgets: per response (all turns) and per assistant turn.
 RL_RESPONSE_TOKENS, RL_TURN_TOKENS = 256, 64
 

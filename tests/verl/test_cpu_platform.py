@@ -158,3 +158,10 @@ def test_every_device_module_call_in_verl_resolves_on_the_cpu_device_module():
     assert sorted(name for name in called if not hasattr(cpu_device, name)) == []
     free, total = cpu_device.mem_get_info()
     assert 0 < free <= total
+
+
+def test_vllm_cpu_plugin_does_nothing_without_verl_platform_cpu(monkeypatch):
+    from minio3_ext.verl import vllm_cpu
+
+    monkeypatch.delenv("VERL_PLATFORM", raising=False)
+    assert vllm_cpu.register() is False  # and imports no vLLM (the dev venv has none)

@@ -33,27 +33,25 @@ except RuntimeError as e:
 from vllm.platforms import current_platform
 import verl.workers.rollout.vllm_rollout.vllm_async_server  # verl's vLLM rollout (reads version("vllm"))
 import minio3_torchvision_cpu_shim as shim
+import importlib
+seams = [getattr(importlib.import_module(m), c).process_weights_after_loading for m, c in
+         __import__("minio3_ext.verl.vllm_cpu", fromlist=["VLLM_SEAMS"]).VLLM_SEAMS]
+import inspect
+seam_params = [list(inspect.signature(f).parameters) for f in seams]
 print(json.dumps({"start_torch": start_torch, "has_ops": torchvision.extension._has_ops(),
                   "shimmed": len(shim._LIBRARY), "pixel_rows": int(batch["pixel_values"].shape[0]),
                   "processor": type(proc).__name__, "nms": nms, "vllm": md.version("vllm"),
-                  "vllm_platform": current_platform.device_type, "torch": torch.__version__}))
+                  "vllm_platform": current_platform.device_type, "torch": torch.__version__,
+                  "seam_params": seam_params,
+                  "plugins": sorted(e.value for e in md.entry_points(group="vllm.general_plugins"))}))
 """
 
 
-def vllm_venv_python() -> Path:
-    """The venv's interpreter, made with ``.ci/vllm_cpu_venv.sh`` when it is missing (CI makes it first)."""
-    from minio3_ext.smoke.verl import default_python
-
-    python = default_python()
-    if not python.is_file():
-        subprocess.run(["bash", str(ROOT / ".ci" / "vllm_cpu_venv.sh")], check=True, timeout=1800, cwd=ROOT)
-    return python
-
-
 @pytest.mark.slow
-def test_vllm_cpu_venv_loads_torchvision_the_qwen_processor_vllm_cpu_and_verls_vllm_rollout(tiny_qwen_dir):
+def test_vllm_cpu_venv_loads_torchvision_the_qwen_processor_vllm_cpu_and_verls_vllm_rollout(tiny_qwen_dir,
+                                                                                           vllm_venv_python):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([str(vllm_venv_python()), "-c", _PROBE, str(tiny_qwen_dir)], capture_output=True,
+    done = subprocess.run([str(vllm_venv_python), "-c", _PROBE, str(tiny_qwen_dir)], capture_output=True,
                           text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
@@ -62,6 +60,9 @@ def test_vllm_cpu_venv_loads_torchvision_the_qwen_processor_vllm_cpu_and_verls_v
     assert got["processor"] == "Qwen2_5_VLProcessor" and got["pixel_rows"] > 0
     assert got["nms"].startswith("Couldn't load custom C++ ops")  # the ops stay torchvision's own error
     assert got["vllm"] == "0.31.0+cpu" and got["vllm_platform"] == "cpu"
+    # the vLLM CPU plugin (minio3_ext.verl.vllm_cpu): its entry point and the methods it wraps
+    assert "minio3_ext.verl.vllm_cpu:register" in got["plugins"]
+    assert got["seam_params"] == [["self", "layer"], ["self", "layer"]]
 
 
 def test_torchvision_shim_does_nothing_when_torchvisions_own_ops_load():
