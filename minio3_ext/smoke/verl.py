@@ -9,8 +9,7 @@ verl 0.9.1 and this package), on the tiny offline Qwen2.5-VL (:mod:`minio3_ext.t
    plus :data:`SFT_OVERRIDES`, on oracle zoom trajectories in the minio3 dialect turned
    into ``sft.verl.parquet`` by the package's own ``minio3 data sft`` code
    (:func:`minio3_ext.eval.sft.write_sft_data`);
-2. (not wired yet: the command stops after stage 1 with exit 1, see docs/smoke.md)
-   masked GRPO: ``python -m verl.trainer.main_ppo`` with ``recipes/verl/masked_grpo.args``
+2. masked GRPO: ``python -m verl.trainer.main_ppo`` with ``recipes/verl/masked_grpo.args``
    plus :data:`RL_OVERRIDES`, from the SFT stage's HF checkpoint: local Ray, the FSDP
    actor over gloo, vLLM (CPU build) as the rollout engine generating every token, the
    ``minio3_agent`` loop, ``masked_grpo`` and the package's reward with the rule judge.
@@ -50,7 +49,7 @@ HEAD_DIM = 64
 #: SFT optimizer steps and learning rate: sizes for the tiny random model, not the recipe's 1e-5
 #: (from random weights it needs them to zoom and answer at all; with 1 step at 1e-5 every RL
 #: reward was 0, every advantage 0, the gradient 0 and the RL step left the weights unchanged).
-SFT_STEPS, SFT_LR = 200, 3e-3
+SFT_STEPS, SFT_LR = 100, 3e-3
 
 #: Overrides added after ``coldstart_sft.args`` (paths come from its $VARS).
 SFT_OVERRIDES = [
@@ -85,7 +84,7 @@ SFT_OVERRIDES = [
 #: RL size: prompts per step and rollouts per prompt (2 x 4 = 8 trajectories, one optimizer step).
 RL_PROMPTS, RL_ROLLOUTS = 2, 4
 #: RL token budgets: per response (all turns) and per assistant turn.
-RL_RESPONSE_TOKENS, RL_TURN_TOKENS = 256, 64
+RL_RESPONSE_TOKENS, RL_TURN_TOKENS = 768, 256
 
 #: Overrides added after ``masked_grpo.args`` and ``masked_grpo_smoke.args`` (each with its reason);
 #: the shipped agent-loop and tool configs are copied with the smoke pixel budget (:func:`_smoke_configs`).
