@@ -28,9 +28,9 @@ turns as ``<|im_start|>tool`` without ``<tool_response>`` and ignores the tool s
 (:class:`~minio3_ext.verl.tool.ImageToolAdapter`) is enabled in the episode and named
 in the system prompt.
 
-Each assistant turn is decoded once and read once, by the episode
-(:class:`~minio3_ext.verl.tool_parser.TurnReader` in verl's parser slot); the action
-goes to :meth:`Episode.act` as it is. The episode crops from the raw image and decides when
+Each assistant turn is decoded once (:class:`~minio3_ext.verl.tool_parser.TurnReader`
+in verl's parser slot) and handed to the episode in one call, :meth:`Episode.step`,
+which reads it once and returns the observation. The episode crops from the raw image and decides when
 the trajectory ends and why. The model's first view is the core's (EXIF ignored, sides
 snapped to 28 inside the row's pixel limits), shared by every rollout of a prompt, so
 that any processor's ``smart_resize`` leaves it unchanged.
@@ -189,8 +189,8 @@ class MiniO3AgentLoop(ToolAgentLoop):
         )
         rules = self.episode_config.rules
         self.dialect = rules.name
-        # whatever parser ``format`` names: one decode and the episode's one read per turn
-        self.tool_parser = tool_parser.TurnReader(self.tokenizer, lambda text: self.episode.parse(text))
+        # whatever parser ``format`` names: one decode per turn; the episode reads the text (step)
+        self.tool_parser = tool_parser.TurnReader(self.tokenizer)
         # the system turn's tool block: the dialect's schemas (hermes), none for minio3
         self.tool_schemas = rules.tool_schemas() if rules.observation_role == "tool" else None
         if context_budget is not None and context_budget < 1:
@@ -300,11 +300,11 @@ class MiniO3AgentLoop(ToolAgentLoop):
             # so it is not read (no answer, no action) and the trajectory ends as context_limit
             episode.end("length", cut_turn=True)
             return AgentState.TERMINATED
-        # read in verl's parser call, or here when verl returned before parsing (its own caps)
-        text, action = self.tool_parser.read_turn(agent_data.response_ids)
+        # decoded in verl's parser call, or here when verl returned before parsing (its own caps)
+        text = self.tool_parser.text_of(agent_data.response_ids)
         # the whole context (prompt_ids holds prompt + responses, image tokens expanded) or the responses
         used = len(agent_data.prompt_ids) if self.context_budget else len(agent_data.response_mask)
-        obs = episode.act(action, context_tokens=used, text=text)
+        obs = episode.step(text, context_tokens=used)  # one core call: read the turn, act, observe
         if obs is None:
             return AgentState.TERMINATED
         if state == AgentState.TERMINATED and self._verl_budget_spent(agent_data):
