@@ -69,7 +69,7 @@ for name in names:
         try:
             from minio3_ext.core.episode import EpisodeConfig
             from minio3_ext.trl.environment import ZoomEnvironment
-            env = ZoomEnvironment(EpisodeConfig(tools=tuple(names)))
+            env = ZoomEnvironment(EpisodeConfig(dialect=get_dialect("hermes", tools=tuple(names))))
             row["trl"] = callable(getattr(env, name, None))
         except Exception as e:
             row["trl"] = f"{type(e).__name__}: {e}"
@@ -165,7 +165,7 @@ def check_tools(timeout: float = 300.0, frameworks: tuple[str, ...] | None = Non
     out, problems = [], []
     for name, row in json.loads(lines[-1]).items():
         where = ["core episode", "system prompt" if row["prompt"] else "NOT in the system prompt"]
-        for fw, how in (("trl", f"TRL ZoomEnvironment.{name} with EpisodeConfig(tools=(..., {name!r}))"),
+        for fw, how in (("trl", f"TRL ZoomEnvironment.{name} with EpisodeConfig(dialect=get_dialect(..., tools=(..., {name!r})))"),
                         ("verl", f"verl tool YAML: class_name minio3_ext.verl.tool.ImageToolAdapter, config.tool {name}")):
             if fw in row:
                 if row[fw] is True:

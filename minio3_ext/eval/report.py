@@ -163,7 +163,7 @@ def _replay_episode(original: Image.Image, record: Mapping[str, Any], turns: Seq
     kinds = [(t.get("action") or {}).get("kind") for t in turns if t.get("observation_index") is not None]
     try:
         tools = available_tools()
-        config = EpisodeConfig(
+        config = EpisodeConfig.from_options(
             dialect=record.get("dialect") or "minio3", coords=record.get("coords") or "relative",
             preset=record.get("preset") or "strict", max_context_tokens=None, max_turns=len(turns) + 1,
             max_images=len(turns) + 1,

@@ -38,7 +38,7 @@ def grpo_rows(rows: Iterable[Mapping[str, Any]], system_prompt: str | None = Non
     text: ``ZoomEnvironment.reset`` appends the first view and the question to it (TRL's
     convention for environment-owned prompts).
     """
-    rules = config.rules if config is not None else get_dialect(dialect)
+    rules = config.dialect if config is not None else get_dialect(dialect)
     system = rules.system_prompt() if system_prompt is None else system_prompt
     out = []
     for i, row in enumerate(rows):

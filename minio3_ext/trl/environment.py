@@ -4,7 +4,7 @@ TRL creates one instance per rollout, calls ``reset(**row)`` with the dataset ro
 exposes every public method except ``reset``/``get_reward`` as a tool, its schema read
 from the signature and docstring. ``ZoomEnvironment`` has one public method per tool
 enabled in its :class:`~minio3_ext.core.EpisodeConfig` (``zoom`` always, plus e.g.
-``EpisodeConfig(tools=("zoom", "equalize"))`` for a tool registered through the
+``EpisodeConfig(dialect=get_dialect("hermes", tools=("zoom", "equalize")))`` for a tool registered through the
 ``minio3_ext.tools`` entry point: that is the one switch), each described by the
 episode's dialect (zoom's box in the config's coordinate system). Each drives a core
 :class:`~minio3_ext.core.Episode` with the arguments TRL already parsed
@@ -183,7 +183,7 @@ class ZoomEnvironment:
         config = config or EpisodeConfig(dialect="hermes", max_context_tokens=None)
         if cls._tool_names:  # already a per-config class
             cls = cls.__mro__[1]
-        return object.__new__(_environment_class(cls, config.rules))
+        return object.__new__(_environment_class(cls, config.dialect))
 
     def __init__(self, config: EpisodeConfig | None = None, bank: ImageBank | None = None):
         self._config = config or EpisodeConfig(dialect="hermes", max_context_tokens=None)
@@ -204,7 +204,7 @@ class ZoomEnvironment:
 
     @property
     def dialect(self) -> Dialect:
-        return self._config.rules
+        return self._config.dialect
 
     @property
     def tools(self) -> tuple[str, ...]:

@@ -37,7 +37,7 @@ def test_presets_and_explicit_flags_override():
             released.max_context_tokens, released.token_count, released.judge_failures) == (
         1.0, -1, 1.0, 0.0, "png", 30768, "exact", "zero")
     config = eval_command.episode_config(released, max(released.budgets))
-    assert (config.max_turns, config.max_images, config.preset) == (12, 12, "released")
+    assert (config.max_turns, config.max_images, config.dialect.preset) == (12, 12, "released")
     curve = _resolved(["--protocol", "paper-curve", "--k", "4", "--temperature", "0.7"])
     assert (curve.budgets, curve.max_images, curve.k, curve.temperature) == ((4, 8, 16, 32), 33, 4, 0.7)
     # a flag given with its default value is still explicit

@@ -34,7 +34,7 @@ def _call(name, **arguments):
 
 def test_crops_after_a_rotation_are_recut_through_the_episode(tmp_path):
     row = {"doc_id": "r", "problem": "what colour?", "solution": "red", "images": [str(_image(tmp_path / "im.png"))]}
-    config = EpisodeConfig(max_turns=6, dialect="hermes", tools=("zoom", "rotate"), max_context_tokens=None, view=VIEW)
+    config = EpisodeConfig.from_options(max_turns=6, dialect="hermes", tools=("zoom", "rotate"), max_context_tokens=None, view=VIEW)
     script = iter([_call("zoom", bbox_2d=[0.0, 0.0, 0.75, 0.6]),
                    _call("rotate", angle=90, source="observation_1"),
                    _call("zoom", bbox_2d=[0.0, 0.5, 0.5, 1.0], source="observation_2"),

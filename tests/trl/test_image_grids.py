@@ -38,7 +38,7 @@ def test_every_view_the_environment_produces_has_the_same_grid_under_both_limit_
     vllm_side = _image_processor(tiny_qwen_dir, CHECKPOINT_LIMITS)
     trainer_side = _image_processor(tiny_qwen_dir, RECIPE_LIMITS)
     view = ViewRules(min_pixels=RECIPE_LIMITS[0], max_pixels=RECIPE_LIMITS[1])
-    env = ZoomEnvironment(EpisodeConfig(dialect="hermes", max_turns=32, max_images=32, max_context_tokens=None,
+    env = ZoomEnvironment(EpisodeConfig.from_options(dialect="hermes", max_turns=32, max_images=32, max_context_tokens=None,
                                         view=view, tools=("zoom", "rotate")), ImageBank(view_rules=view))
     views, differing = [], []
     for i in range(24):
