@@ -19,8 +19,9 @@ the name and arguments TRL hands it; the message TRL is running the call for
 (:func:`minio3_ext.trl.compat.calling_message`) only supplies the turn's text and
 whether this is its first call: the core reads the turn
 (:meth:`~minio3_ext.core.Episode.parse_turn` of that text and this call: an
-``<answer>`` written before the call ends the episode), the first call TRL hands over
-runs, later ones get an error note. A call TRL cannot route (an unknown tool name,
+``<answer>`` written before the call ends the episode; with the released preset's
+``grounding_wins`` a zoom call of the turn wins over another call), the first call TRL
+hands over runs, later ones get an error note. A call TRL cannot route (an unknown tool name,
 arguments that are not an object) never reaches the environment: TRL answers it itself.
 Under a stock ``GRPOTrainer`` each call is a turn while the rollout runs, and the episode
 is replayed from the messages when the rollout is scored, so the record and the reward
@@ -258,7 +259,10 @@ class ZoomEnvironment:
         if episode.done:
             return self._ended()
         text = turn_text(messages[current], self.dialect)
-        obs = episode.act(episode.parse_turn(text, [(name, arguments)]), text=text, call=(name, arguments))
+        calls = [(name, arguments)]
+        if self.dialect.grounding_wins and name != "zoom":  # the released preset: a zoom anywhere in the turn wins
+            calls += [c for c in self._routed(turn_calls(messages[current])) if c[0] == "zoom"][:1]
+        obs = episode.act(episode.parse_turn(text, calls), text=text, call=(name, arguments))
         return self._ended() if obs is None else self._content(obs)
 
     def _ended(self) -> str:

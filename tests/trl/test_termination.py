@@ -153,6 +153,26 @@ def test_the_environment_runs_the_call_trl_hands_it(env_row):
     assert record["reason"] == "answered" and record["turns"] == 2 and record["zooms"] == 1
 
 
+def test_the_released_preset_runs_a_zoom_written_after_another_call(synthetic_rows):
+    """``grounding_wins`` (released preset): a zoom anywhere in the turn is the turn's action,
+    as the core reads the turn, even when TRL hands the environment another call first."""
+    from minio3_ext.core import ImageBank, ViewRules
+    from minio3_ext.core.dialect import get_dialect
+    from minio3_ext.trl import ZoomEnvironment, grpo_rows
+
+    view = ViewRules(max_pixels=28 * 28 * 48, min_pixels=28 * 28 * 8)
+    d = get_dialect("minio3", preset="released", tools=("zoom", "rotate"))
+    env = ZoomEnvironment(EpisodeConfig(max_turns=3, dialect=d, max_context_tokens=None, view=view), ImageBank(view_rules=view))
+    env.reset(**grpo_rows(synthetic_rows[:1])[0])
+    rotate = {"type": "function", "function": {"name": "rotate", "arguments": {"angle": 90}}}
+    messages = _loop(env, [], [_assistant("<think>turn it, then look</think>", [rotate, CALL])])
+    assert [r.kind for r in env.episode.records] == ["zoom"] and env.extra_calls == 1
+    text = "<think>turn it, then look</think>" + d.render_call("rotate", {"angle": 90}) + d.render(
+        d.parse_call("zoom", CALL["function"]["arguments"]))
+    assert isinstance(d.parse(text), type(d.parse_call("zoom", CALL["function"]["arguments"])))  # the core's reading
+    assert isinstance(messages[1]["content"], list)  # the zoom's image, answered to the first call
+
+
 def test_a_stock_trainer_without_binding_is_replayed_per_message(env_row):
     env = env_row(max_turns=2)
     messages = [_assistant("", [CALL, CALL])]
