@@ -89,7 +89,7 @@ def _fake_launch(tmp_path, script: str, env_extra: dict) -> list[str]:
     (bin_dir / "minio3").write_text("#!/bin/sh\nexit 0\n")
     for f in bin_dir.iterdir():
         f.chmod(0o755)
-    env = {**os.environ, **ENV, **env_extra, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+    env = {**os.environ, **ENV, **env_extra, "PATH": os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]]),
            "PYTHONPATH": str(RECIPES.parents[1])}
     subprocess.run(["bash", str(RECIPES / script)], check=True, env=env, timeout=120)
     return log.read_text().splitlines()
