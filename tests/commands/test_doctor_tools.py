@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 
+
+@pytest.mark.slow  # the doctor's three fresh-interpreter probes (~25 s)
 def test_doctor_lists_an_entry_point_tool_and_every_place_it_reaches(run_doctor):
     code, out, err = run_doctor()  # tests/plugin_pkg's equalize tool is installed for the probes
     assert code == 0, out + err

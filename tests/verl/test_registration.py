@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
+import pytest
+
 import minio3_ext.verl as mv
 from minio3_ext.commands.doctor import _VERL_PROBE, check_verl
 
@@ -25,6 +27,7 @@ def test_fresh_interpreter_importing_only_verl_has_everything_registered(monkeyp
     assert check_verl() == []
 
 
+@pytest.mark.slow  # its own fresh interpreter importing verl (~8 s)
 def test_doctor_fails_loudly_when_verl_skips_plugins(monkeypatch, run_doctor):
     monkeypatch.setenv("VERL_USE_EXTERNAL_PLUGINS", "none")
     problems = "\n".join(check_verl())
