@@ -57,7 +57,7 @@ def test_doctor_checks_both_frameworks_and_the_image_tools(run_doctor):
     assert "[ok]   verl" in out and "[ok]   trl" in out and "[ok]   image tools:" in out, out
 
 
-@pytest.mark.slow  # fresh-interpreter probes (verl, TRL, tools) ~25 s; the fast lane keeps check_verl's probe (tests/verl/test_registration.py)
+@pytest.mark.slow  # its own fresh-interpreter probes (TRL, tools for TRL only) ~7 s
 def test_doctor_is_ok_for_a_trl_only_install(run_doctor):
     code, out, err = run_doctor("verl")  # verl cannot be imported: a TRL-only install
     assert code == 0, out + err
@@ -66,7 +66,7 @@ def test_doctor_is_ok_for_a_trl_only_install(run_doctor):
     assert "TRL ZoomEnvironment.zoom" in out and "verl tool YAML" not in out  # tools checked for TRL only
 
 
-@pytest.mark.slow  # fresh-interpreter probes (verl, TRL, tools) ~25 s; the fast lane keeps check_verl's probe (tests/verl/test_registration.py)
+@pytest.mark.slow  # its own fresh-interpreter probes (verl, tools for verl only) ~7 s
 def test_doctor_is_ok_for_a_verl_only_install(run_doctor):
     code, out, err = run_doctor("trl")
     assert code == 0, out + err

@@ -33,6 +33,7 @@ def _probe(platform: str | None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a fresh interpreter importing verl (~12 s); the fast lane has PlatformCPU in-process and check_verl's fresh probe
 def test_verl_platform_cpu_gives_cpu_device_and_gloo_through_verls_helpers():
     got = _probe("cpu")
     assert "cpu" in got["registered"]
@@ -40,7 +41,7 @@ def test_verl_platform_cpu_gives_cpu_device_and_gloo_through_verls_helpers():
     assert got["ray"] == "GPU"  # logical GPU slots in Ray (the smoke starts Ray with num_gpus)
 
 
-@pytest.mark.slow  # a second fresh interpreter importing verl (~10 s); the VERL_PLATFORM=cpu probe stays in the fast lane
+@pytest.mark.slow  # a fresh interpreter importing verl (~10 s)
 def test_without_verl_platform_the_cpu_platform_is_not_auto_detected():
     got = _probe(None)
     assert "cpu" in got["registered"] and got["device"] != "cpu"  # verl's own detection / fallback
