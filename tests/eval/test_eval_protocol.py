@@ -60,6 +60,7 @@ def _released_judge(request):
     return "Score: 1" if truth.strip() == prediction.strip() else "Score: 0"
 
 
+@pytest.mark.slow  # a full k=2 eval through the CLI with a judge (~10 s); the presets are checked fast above
 def test_eval_protocol_released_prints_the_paper_shaped_table(synth_items, tmp_path):
     base_rows, _ = synth_items
     rows, behaviours = [], {}

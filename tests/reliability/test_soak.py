@@ -150,6 +150,7 @@ def _run(soak: _Soak, episodes: int, seed: int) -> None:
         t.join()
 
 
+@pytest.mark.slow  # 1,000 episodes (~19 s); `pytest -m reliability` runs it too
 def test_soak_memory_stays_flat(image_pool):
     n = scale(1_000, 10_000)
     biggest = max(w * h for w, h in SIZES) * 3

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from PIL import Image
 
 from minio3_ext.core import EpisodeConfig, ImageBank, ViewRules
@@ -33,6 +34,7 @@ def _images(content):
     return [p["image"] for p in content if isinstance(content, list) and p.get("type") == "image"]
 
 
+@pytest.mark.slow  # two processors over ~100 views up to 2M pixels (~12 s)
 def test_every_view_the_environment_produces_has_the_same_grid_under_both_limit_sets(tiny_qwen_dir, tmp_path):
     rng = random.Random(7)
     vllm_side = _image_processor(tiny_qwen_dir, CHECKPOINT_LIMITS)
