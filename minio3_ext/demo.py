@@ -258,7 +258,7 @@ def evaluate_vlm(cfg: DemoConfig, model, processor, rows: list[dict], bank, judg
     config = _episode_config(cfg, max(cfg.eval_budgets))
     tools = None  # as in SFT: the system prompt describes the tool (its schema would add ~335 tokens a turn)
     policy = hf_policy(model.eval(), processor, tools, max_new_tokens=cfg.max_new_tokens_per_turn)
-    probe = hf_policy(model, processor, tools, max_new_tokens=8, prefix=_answer_prefix(config.rules))
+    probe = hf_policy(model, processor, tools, max_new_tokens=8, prefix=_answer_prefix(config.dialect))
 
     async def run_all() -> tuple[list[dict], list[dict]]:
         trajectories, forced = [], []

@@ -9,6 +9,12 @@
 
 - ``vllm_venv_python``: the interpreter of the vLLM CPU venv (``.venv-vllm``; built by
   ``.ci/vllm_cpu_venv.sh`` when missing).
+- ``run_doctor``: ``run_doctor(*hide)`` runs ``minio3 doctor`` (``cli.main``) in this
+  process with the modules in ``hide`` made unimportable (a TRL-only install:
+  ``run_doctor("verl")``); returns ``(exit code, stdout, stderr)``. The doctor's checks
+  are fresh interpreters (``doctor._probe``); each distinct probe (code, arguments,
+  environment) runs once per session, so the three doctor runs and ``check_verl()`` share
+  them. ``tests/plugin_pkg``'s ``equalize`` tool is on the probes' ``PYTHONPATH``.
 
 Treat these as read-only: copy a row (``dict(row)``) before mutating it, and write
 to your own ``tmp_path`` rather than into these folders.
@@ -16,6 +22,10 @@ to your own ``tmp_path`` rather than into these folders.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +87,38 @@ def vllm_venv_python() -> Path:
         root = Path(__file__).resolve().parents[1]
         subprocess.run(["bash", str(root / ".ci" / "vllm_cpu_venv.sh")], check=True, timeout=1800, cwd=root)
     return python
+
+
+@pytest.fixture(scope="session")
+def _doctor_probes() -> dict:
+    return {}
+
+
+@pytest.fixture
+def run_doctor(monkeypatch, plugin_tool_site, _doctor_probes):
+    from minio3_ext.cli import main
+    from minio3_ext.commands import doctor
+
+    real_probe = doctor._probe
+    root = str(Path(__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(plugin_tool_site), root, os.environ.get("PYTHONPATH", "")]))
+
+    def probe_once(code: str, timeout: float, *argv: str):
+        env = tuple(sorted((k, v) for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"))
+        key = (code, timeout, argv, env)
+        if key not in _doctor_probes:
+            _doctor_probes[key] = real_probe(code, timeout, *argv)
+        return _doctor_probes[key]
+
+    monkeypatch.setattr(doctor, "_probe", probe_once)
+
+    def run(*hide: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with monkeypatch.context() as m:
+            for name in hide:
+                m.setitem(sys.modules, name, None)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(["doctor"])
+        return code, out.getvalue(), err.getvalue()
+
+    return run

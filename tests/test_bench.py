@@ -1,4 +1,10 @@
-"""``python -m bench --quick`` runs and prints its table (the image-bank rows here)."""
+"""``python -m bench --quick`` runs and prints its table (the image-bank rows here).
+
+Only what does not depend on machine load is asserted: that the rows and their ratio
+lines are printed, decode/resize counts, peak-RSS memory. Wall- and CPU-time ratios are
+the benchmark's to report against the baseline it measures in the same run (its goal
+column, ``ok`` yes/NO; ``.ci/run`` prints the table): a test never asserts a time.
+"""
 
 from __future__ import annotations
 
@@ -24,13 +30,17 @@ def image_bank_table() -> tuple[int, str, dict[str, re.Match]]:
     return proc.returncode, proc.stdout + proc.stderr, rows
 
 
+@pytest.mark.slow  # the whole image-bank benchmark in a subprocess (~11 s, P1 and P2 each in their own)
 def test_table_has_every_image_bank_row(image_bank_table):
     rc, output, rows = image_bank_table
-    assert rc in (0, 1), output
+    assert rc in (0, 1), output  # 1: a goal missed on this machine, reported in the table, not a failure here
     assert "| what " in output and "| baseline " in output, output
     assert sorted(name.split()[0] for name in rows) == ["P1", "P1", "P2", "P2", "P2b", "P2b", "P2b"], output
+    goals = {name.split(":")[0].split(",")[0]: row["goal"].strip() for name, row in rows.items()}
+    assert goals["P2 zoom call"] == goals["P2 chained zoom"] == "<= 1.15x" and goals["P2b first-view time"] == "<= 0.094x"
 
 
+@pytest.mark.slow  # shares the subprocess run above
 def test_memory_and_counts_meet_their_goals(image_bank_table):
     """Peak RSS and decode/resize counts do not depend on machine load: they must pass."""
     _, output, rows = image_bank_table
@@ -41,20 +51,20 @@ def test_memory_and_counts_meet_their_goals(image_bank_table):
     assert decodes["value"].strip() == "1 calls" and decodes["base"].strip() == "16 calls"
 
 
-def test_first_view_time_is_shared(image_bank_table):
-    """Wall time, so load-sensitive: the goal is 1.5/16, a bank that decodes per rollout shows ~1x."""
-    _, output, rows = image_bank_table
-    row = next(r for n, r in rows.items() if n.startswith("P2b first-view time"))
-    assert float(row["ratio"]) <= 0.3, output
+def test_sixteen_first_views_decode_once_and_print_their_ratio_lines(tmp_path):
+    """P2b in-process: the counts must meet their goals; the time row is printed with its ratio, not judged."""
+    from bench import image_bank
+    from bench.__main__ import format_table
 
-
-def test_zoom_call_overhead_is_bounded(image_bank_table):
-    """P2 compares CPU times; the goal is 1.15x, a regression shows well above 1.5x even on a busy CI box."""
-    _, output, rows = image_bank_table
-    p2 = [r for n, r in rows.items() if n.startswith("P2 ")]
-    assert len(p2) == 2, output
-    for row in p2:
-        assert float(row["ratio"]) <= 1.5, output
+    rows = image_bank.bench_p2b(image_bank.make_prompt_jpeg(tmp_path / "prompt.jpg"), quick=True)
+    decodes, resizes, timed = rows
+    assert (decodes.value, decodes.baseline, decodes.ok) == (1, 16, True)
+    assert (resizes.value, resizes.baseline, resizes.ok) == (1, 16, True)
+    assert timed.unit == "s" and timed.value > 0 and timed.baseline > 0 and timed.goal == "<= 0.094x"
+    printed = {m["what"]: m for m in map(_ROW.match, format_table(rows).splitlines()) if m}
+    assert len(printed) == 3
+    assert float(printed[timed.name]["ratio"]) == pytest.approx(timed.ratio, abs=1e-3)
+    assert printed[timed.name]["ok"] == ("yes" if timed.ok else "NO")
 
 
 def test_unknown_benchmark_is_named():

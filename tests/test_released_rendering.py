@@ -41,7 +41,7 @@ def _run(tmp_path: Path, preset: str) -> dict:
         return next(turns)
 
     row = {"id": "fountain", "question": QUESTION, "image": str(image), "answer": "red"}
-    return asyncio.run(run_episode(policy, row, EpisodeConfig(max_turns=6, preset=preset), crops_dir=tmp_path / "crops"))
+    return asyncio.run(run_episode(policy, row, EpisodeConfig.from_options(max_turns=6, preset=preset), crops_dir=tmp_path / "crops"))
 
 
 def _render(messages: list[dict], tokenizer) -> str:

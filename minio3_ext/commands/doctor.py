@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from ._args import HelpFormatter, positive_float
 
@@ -69,7 +70,7 @@ for name in names:
         try:
             from minio3_ext.core.episode import EpisodeConfig
             from minio3_ext.trl.environment import ZoomEnvironment
-            env = ZoomEnvironment(EpisodeConfig(tools=tuple(names)))
+            env = ZoomEnvironment(EpisodeConfig(dialect=get_dialect("hermes", tools=tuple(names))))
             row["trl"] = callable(getattr(env, name, None))
         except Exception as e:
             row["trl"] = f"{type(e).__name__}: {e}"
@@ -165,7 +166,7 @@ def check_tools(timeout: float = 300.0, frameworks: tuple[str, ...] | None = Non
     out, problems = [], []
     for name, row in json.loads(lines[-1]).items():
         where = ["core episode", "system prompt" if row["prompt"] else "NOT in the system prompt"]
-        for fw, how in (("trl", f"TRL ZoomEnvironment.{name} with EpisodeConfig(tools=(..., {name!r}))"),
+        for fw, how in (("trl", f"TRL ZoomEnvironment.{name} with EpisodeConfig(dialect=get_dialect(..., tools=(..., {name!r})))"),
                         ("verl", f"verl tool YAML: class_name minio3_ext.verl.tool.ImageToolAdapter, config.tool {name}")):
             if fw in row:
                 if row[fw] is True:
@@ -179,38 +180,40 @@ def check_tools(timeout: float = 300.0, frameworks: tuple[str, ...] | None = Non
 
 
 def run(args: argparse.Namespace) -> int:
-    failed = False
-    present = 0
-    for name, check in (("verl", check_verl), ("trl", check_trl)):
-        module, install = FRAMEWORKS[name]
-        if not installed(module):
-            print(f"[skip] {name}: not installed (to use it: {install})")
-            continue
-        present += 1
-        try:
-            problems = check(args.timeout)
-        except ProbeTimeout as e:
-            problems = [str(e)]
-        if problems:
-            failed = True
-            print(f"[FAIL] {name}:", file=sys.stderr)
-            for p in problems:
-                print("  " + p.replace("\n", "\n  "), file=sys.stderr)
-        else:
-            print(f"[ok]   {name}")
-    if present:
-        try:
-            lines, problems = check_tools(args.timeout, tuple(n for n, (m, _) in FRAMEWORKS.items() if installed(m)))
-        except ProbeTimeout as e:
-            lines, problems = [], [str(e)]
-        print(f"[{'FAIL' if problems else 'ok'}]{'' if problems else '  '} image tools:")
-        for line in lines:
-            print(line)
-        for p in problems:
-            failed = True
-            print("  " + p.replace("\n", "\n  "), file=sys.stderr)
+    present = [name for name, (module, _) in FRAMEWORKS.items() if installed(module)]
     if not present:
         print('minio3 doctor: neither verl nor TRL is installed; from a clone: pip install -e ".[verl]" '
               'or pip install -e ".[trl]"', file=sys.stderr)
         return 1
+    failed = False
+    # The probes are independent fresh interpreters: start them together, report in order.
+    checks = {"verl": check_verl, "trl": check_trl}
+    with ThreadPoolExecutor(max_workers=len(present) + 1) as pool:
+        started = {name: pool.submit(checks[name], args.timeout) for name in present}
+        tools_check = pool.submit(check_tools, args.timeout, tuple(present))
+        for name, (_, install) in FRAMEWORKS.items():
+            if name not in started:
+                print(f"[skip] {name}: not installed (to use it: {install})")
+                continue
+            try:
+                problems = started[name].result()
+            except ProbeTimeout as e:
+                problems = [str(e)]
+            if problems:
+                failed = True
+                print(f"[FAIL] {name}:", file=sys.stderr)
+                for p in problems:
+                    print("  " + p.replace("\n", "\n  "), file=sys.stderr)
+            else:
+                print(f"[ok]   {name}")
+        try:
+            lines, problems = tools_check.result()
+        except ProbeTimeout as e:
+            lines, problems = [], [str(e)]
+    print(f"[{'FAIL' if problems else 'ok'}]{'' if problems else '  '} image tools:")
+    for line in lines:
+        print(line)
+    for p in problems:
+        failed = True
+        print("  " + p.replace("\n", "\n  "), file=sys.stderr)
     return 1 if failed else 0

@@ -182,7 +182,7 @@ def make_judge(args: argparse.Namespace, default_cache: str):
 def episode_config(args: argparse.Namespace, max_turns: int):
     from minio3_ext.core.episode import EpisodeConfig
 
-    return EpisodeConfig(max_turns=max_turns, max_images=args.max_images, max_context_tokens=args.max_context_tokens,
+    return EpisodeConfig.from_options(max_turns=max_turns, max_images=args.max_images, max_context_tokens=args.max_context_tokens,
                          dialect=args.dialect, coords=args.coords, preset=args.preset, tools=_tools(args))
 
 

@@ -14,17 +14,14 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 __all__ = [
-    "Action", "Answer", "Invalid", "ToolCall", "Zoom", "Dialect", "CoordSystem",
+    "Action", "Answer", "Invalid", "ToolCall", "Zoom", "COORD_SYSTEMS",
     "ORIGINAL", "parse_source", "parse_bbox",
     "ActionError",
 ]
 
-Dialect = Literal["minio3", "hermes"]
-CoordSystem = Literal["relative", "thousand", "pixel"]
-DIALECTS = ("minio3", "hermes")
 COORD_SYSTEMS = ("relative", "thousand", "pixel")
 ORIGINAL = "original_image"
 _OBS_RE = re.compile(r"^observation[_ ]?(\d{1,9})$")

@@ -10,23 +10,29 @@ Both framework adapters drive this class and ask it, not a copy, when an episode
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable, Mapping
 
 from PIL import Image
 
-from .actions import COORD_SYSTEMS, ORIGINAL, ActionError, Answer, Invalid, ToolCall, Zoom
+from .actions import ORIGINAL, ActionError, Answer, Invalid, ToolCall, Zoom
 from .crops import CropRules
-from .dialect import DIALECTS, PRESETS, Dialect, get_dialect, interleave
+from .dialect import DIALECTS, Dialect, get_dialect, interleave
 from .images import ViewRules, resize_for_model
 from .termination import OVERTURN_REASONS, TERMINATION_REASONS, recorded_answer, stop_reason
 from .tools import ZoomTool, get_tool
 
 __all__ = [
-    "TERMINATION_REASONS", "OVERTURN_REASONS", "EpisodeConfig", "Observation", "TurnRecord", "Exchange",
-    "Episode",
+    "TERMINATION_REASONS", "OVERTURN_REASONS", "DIALECT_OPTIONS", "EpisodeConfig", "Observation", "TurnRecord",
+    "Exchange", "Episode",
 ]
 
+
+
+#: The dialect's options (:class:`~minio3_ext.core.dialect.Dialect` fields besides its
+#: name): set on the dialect (``dialect=get_dialect("hermes", coords="pixel")``), not on
+#: :class:`EpisodeConfig`; flat option surfaces (YAML, recipes) route them there.
+DIALECT_OPTIONS = tuple(f.name for f in fields(Dialect) if f.init and f.name != "name")
 
 
 @dataclass(frozen=True)
@@ -39,38 +45,38 @@ class EpisodeConfig:
     """Images in the context, the original included."""
     max_context_tokens: int | None = 32_768
     """Context budget in tokens; ``None`` disables the check."""
-    dialect: str = "minio3"
-    """``minio3`` (the released ``<grounding>`` words) or ``hermes`` (``<tool_call>``)."""
-    coords: str = "relative"
-    preset: str = "strict"
-    """Edge-case semantics: ``strict`` or ``released`` (see :mod:`minio3_ext.core.dialect`)."""
-    clamp: bool | None = None
-    """Clamp out-of-range boxes after scaling (released behaviour) instead of rejecting
-    them; ``None`` takes the preset's value."""
-    observation_zero: bool | None = None
-    """``observation_0`` names the original (released); ``None``: the preset's value."""
-    grounding_wins: bool | None = None
-    """Any ``<grounding>`` makes a turn a zoom (released); ``None``: the preset's value."""
-    released_numbering: bool | None = None
-    """Observation number = action index + 1 (released); ``None``: the preset's value."""
+    dialect: Dialect = get_dialect()
+    """The conversation's rule set (tags, prompts, parsing, numbering, coordinates, preset,
+    tools): a :class:`~minio3_ext.core.dialect.Dialect` from
+    :func:`~minio3_ext.core.dialect.get_dialect`; a name (``"minio3"``, ``"hermes"``) is
+    that dialect with its default options."""
     masked_reasons: frozenset[str] = OVERTURN_REASONS
-    tools: tuple[str, ...] = ("zoom",)
     crop: CropRules = CropRules()
     view: ViewRules = ViewRules()
     image_patch: int = 28
     """Pixels per image token side when estimating image tokens (Qwen2.5-VL: 28)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        moved = sorted(set(kwargs) & set(DIALECT_OPTIONS))
+        if moved:
+            shown = ", ".join(f"{k}={kwargs[k]!r}" for k in moved)
+            name = kwargs.get("dialect") if isinstance(kwargs.get("dialect"), str) else "minio3"
+            raise TypeError(f"EpisodeConfig: {', '.join(moved)} belong to the dialect; pass "
+                            f"dialect=get_dialect({name!r}, {shown})")
+        return super().__new__(cls)
 
     def __post_init__(self) -> None:
         if self.max_turns < 1:
             raise ValueError(f"EpisodeConfig.max_turns must be >= 1, got {self.max_turns}")
         if self.max_images < 1:
             raise ValueError(f"EpisodeConfig.max_images must be >= 1, got {self.max_images}")
-        if self.dialect not in DIALECTS:
-            raise ValueError(f"EpisodeConfig.dialect must be one of {DIALECTS}, got {self.dialect!r}")
-        if self.coords not in COORD_SYSTEMS:
-            raise ValueError(f"EpisodeConfig.coords must be one of {COORD_SYSTEMS}, got {self.coords!r}")
-        if self.preset not in PRESETS:
-            raise ValueError(f"EpisodeConfig.preset must be one of {tuple(PRESETS)}, got {self.preset!r}")
+        if isinstance(self.dialect, str):
+            if self.dialect not in DIALECTS:
+                raise ValueError(f"EpisodeConfig.dialect must be one of {DIALECTS} or a Dialect, got {self.dialect!r}")
+            object.__setattr__(self, "dialect", get_dialect(self.dialect))
+        elif not isinstance(self.dialect, Dialect):
+            raise ValueError(f"EpisodeConfig.dialect must be a Dialect (get_dialect(...)) or one of {DIALECTS}, "
+                             f"got {type(self.dialect).__name__}")
         if self.max_context_tokens is not None and self.max_context_tokens < 1:
             raise ValueError(f"EpisodeConfig.max_context_tokens must be >= 1 or None, got {self.max_context_tokens}")
         if self.image_patch < 1:
@@ -81,18 +87,27 @@ class EpisodeConfig:
         if unknown:
             raise ValueError(f"EpisodeConfig.masked_reasons: unknown reasons {sorted(unknown)}; expected from {TERMINATION_REASONS}")
         object.__setattr__(self, "masked_reasons", frozenset(self.masked_reasons))
-        tools = tuple(dict.fromkeys(self.tools))
-        object.__setattr__(self, "tools", tools if "zoom" in tools else ("zoom",) + tools)
-        if self.rules.clamp and not self.crop.clamp_to_last_pixel:
+        if self.dialect.clamp and not self.crop.clamp_to_last_pixel:
             # the released code clamps into [0, w-1] after scaling; the option travels to the crop
             object.__setattr__(self, "crop", replace(self.crop, clamp_to_last_pixel=True))
 
-    @property
-    def rules(self) -> Dialect:
-        """The conversation's rule set (tags, prompts, parsing, numbering) for this config."""
-        return get_dialect(self.dialect, coords=self.coords, preset=self.preset, tools=self.tools,
-                           clamp=self.clamp, observation_zero=self.observation_zero,
-                           grounding_wins=self.grounding_wins, released_numbering=self.released_numbering)
+    @classmethod
+    def from_options(cls, dialect: str | Dialect = "minio3", **options: Any) -> "EpisodeConfig":
+        """An :class:`EpisodeConfig` from flat options, as option surfaces (verl's YAML, the
+        recipes, the command line) spell them: :data:`DIALECT_OPTIONS` (``coords``,
+        ``preset``, ``tools``, ``clamp``…) go to :func:`get_dialect` with the dialect's
+        name, the rest to the config."""
+        chosen = {k: options.pop(k) for k in list(options) if k in DIALECT_OPTIONS}
+        if isinstance(dialect, Dialect):
+            if chosen:
+                raise TypeError(f"EpisodeConfig.from_options: {sorted(chosen)} given with a built Dialect")
+        else:
+            if dialect not in DIALECTS:
+                raise ValueError(f"EpisodeConfig.dialect must be one of {DIALECTS}, got {dialect!r}")
+            if "tools" in chosen:
+                chosen["tools"] = tuple(chosen["tools"])
+            dialect = get_dialect(dialect, **chosen)
+        return cls(dialect=dialect, **options)
 
     def image_tokens(self, size: tuple[int, int]) -> int:
         return math.ceil(size[0] / self.image_patch) * math.ceil(size[1] / self.image_patch)
@@ -183,7 +198,7 @@ class Episode:
         self._view_sizes: dict[str, tuple[int, int]] = {ORIGINAL: first_view.size}
         # where each source sits in the original: (x0, y0, scale_x, scale_y) or None
         self._origin: dict[str, tuple[float, float, float, float] | None] = {ORIGINAL: (0.0, 0.0, 1.0, 1.0)}
-        self._tools = {name: (ZoomTool(config.crop) if name == "zoom" else get_tool(name)) for name in config.tools}
+        self._tools = {name: (ZoomTool(config.crop) if name == "zoom" else get_tool(name)) for name in config.dialect.tools}
         self.turns = 0
         self.num_observations = 0
         self.invalid_actions = 0
@@ -239,7 +254,7 @@ class Episode:
     # -- the loop ------------------------------------------------------------
     @property
     def dialect(self) -> Dialect:
-        return self.config.rules
+        return self.config.dialect
 
     def parse(self, model_text: str):
         """The action in ``model_text`` as this episode reads it (sources and sizes known so far)."""

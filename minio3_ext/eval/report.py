@@ -5,8 +5,9 @@ page: per trajectory the original image with every zoom box drawn and numbered b
 turn, each observation crop, the model's thoughts, the answer and the verdict.
 Images are JPEG files in a folder ``<page stem>_files/`` next to the page (copy both
 together), or, with ``embed=True``, data URIs inside the page (one file, larger).
-Crops that were not saved during the run are recut from the original image by
-replaying the recorded pixel boxes, so eval files need not store images.
+Crops that were not saved during the run are recut from the original image, so eval
+files need not store images: by replaying the recorded pixel boxes when every
+observation is a zoom, through the core episode when another tool made one.
 
 The page reports on itself: after loading, ``<body>`` carries ``data-images-loaded``
 and ``data-images-failed`` and a banner names any image that failed to load.
@@ -25,7 +26,10 @@ from urllib.parse import quote
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ..core.actions import Zoom
+from ..core.episode import Episode, EpisodeConfig
 from ..core.images import ImageBank, ImageError
+from ..core.tools import available_tools
 
 __all__ = ["write_trajectory_html", "record_problem", "plot_accuracy_vs_budget", "format_summary_table"]
 
@@ -109,6 +113,16 @@ def _draw_boxes(img: Image.Image, scale: float, boxes: Sequence[tuple[int, Seque
     return out
 
 
+def _recut(original: Image.Image | None, record: Mapping[str, Any], turns: Sequence[Mapping[str, Any]]) -> dict[int, Image.Image]:
+    """The observations of a record recut from its original: zoom-only trajectories by
+    their boxes (:func:`_replay_crops`, memory bounded by one decoded original), others
+    through the core episode (:func:`_replay_episode`)."""
+    if original is None:
+        return {}
+    other = any((tr.get("action") or {}).get("kind") != "zoom" for tr in turns if tr.get("observation_index") is not None)
+    return _replay_episode(original, record, turns) if other else _replay_crops(original, turns)
+
+
 def _replay_crops(original: Image.Image | None, turns: Sequence[Mapping[str, Any]],
                   max_side: int = 640) -> dict[int, Image.Image]:
     """Recut every zoom observation from the raw original by replaying the pixel boxes,
@@ -135,6 +149,53 @@ def _replay_crops(original: Image.Image | None, turns: Sequence[Mapping[str, Any
             continue
         places[f"observation_{index}"] = place
         crops[index] = _cut(original, place, max_side)
+    return crops
+
+
+def _replay_episode(original: Image.Image, record: Mapping[str, Any], turns: Sequence[Mapping[str, Any]],
+                    max_side: int = 640) -> dict[int, Image.Image]:
+    """Every observation of a trajectory that used another tool than zoom, replayed through
+    a core :class:`~minio3_ext.core.episode.Episode` on the raw original: each zoom from its
+    recorded pixel box (whatever the coordinates the model wrote in), each other tool's call
+    read from the turn's text by the record's dialect. The replay stops at the first turn
+    whose result differs from the record (kind, source, box, observation number): what
+    follows it is not recoverable. Like the run, the episode holds the raw observations."""
+    kinds = [(t.get("action") or {}).get("kind") for t in turns if t.get("observation_index") is not None]
+    try:
+        tools = available_tools()
+        config = EpisodeConfig.from_options(
+            dialect=record.get("dialect") or "minio3", coords=record.get("coords") or "relative",
+            preset=record.get("preset") or "strict", max_context_tokens=None, max_turns=len(turns) + 1,
+            max_images=len(turns) + 1,
+            tools=tuple(dict.fromkeys(["zoom", *[k for k in kinds if k in tools],
+                                       *[k for k in record.get("tools") or () if k in tools]])))
+        episode = Episode(original, config, first_view=original)  # the view is not what is replayed
+    except (ValueError, TypeError):
+        return {}
+    crops: dict[int, Image.Image] = {}
+    for turn in turns:
+        action, index = turn.get("action") or {}, turn.get("observation_index")
+        if index is None:
+            continue  # no observation: the numbering of the episode's sources does not move
+        kind, source, box = action.get("kind"), action.get("source") or "original_image", action.get("box")
+        if kind == "zoom":
+            try:
+                w, h = episode.raw_image(source).size
+            except KeyError:  # a source the replay does not have
+                break
+            if box is None:
+                break
+            # the recorded pixels exactly: box_to_pixels truncates, so aim at the pixel centres
+            step = Zoom(tuple((v + 0.5) / n for v, n in zip(box, (w, h, w, h))), source)
+        else:
+            step = episode.parse(str(turn.get("assistant") or ""))
+        obs = episode.act(step)
+        last = episode.records[-1]
+        if (obs is None or obs.index != index or last.kind != kind or last.source != source
+                or (box is not None and list(last.box or ()) != [int(v) for v in box])):
+            break
+        raw = episode.raw_image(f"observation_{index}")
+        crops[index] = _cut(raw, (0, 0, *raw.size), max_side)
     return crops
 
 
@@ -242,7 +303,7 @@ def _trajectory_html(i: int, t: Mapping[str, Any], bank: ImageBank, sink: _Image
                  if (tr.get("action") or {}).get("box_in_original")]
         src = sink.src(_draw_boxes(view, scale, boxes), f"t{i}_original.jpg")
         parts.append(f'<img class="orig" src="{src}" alt="original with boxes">')
-    crops = _replay_crops(original, turns)
+    crops = _recut(original, t, turns)
     for k, turn in enumerate(turns):
         action = turn.get("action") or {}
         number = turn.get("turn", k + 1)

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 __all__ = [
     "TRL_SUPPORTED", "Seam", "SEAMS", "GENERATE_FIELDS", "TOOL_LOOP_FIELDS", "SINGLE_TURN_FIELDS",
     "VLLM_GENERATE_FIELDS", "SCORED_KEYS", "ROW_MEAN_LOSSES", "TOKEN_SUM_LOSSES", "MICROBATCH_TOKEN_LOSSES",
-    "KNOWN_LOSSES", "UpstreamChanged", "unpack", "check_seams",
+    "KNOWN_LOSSES", "UpstreamChanged", "unpack", "check_seams", "calling_message",
 ]
 
 TRL_SUPPORTED = ">=1.16,<1.17"
@@ -124,6 +124,18 @@ def unpack(value: Any, fields: Sequence[str], where: str) -> tuple:
             f"(TRL {TRL_SUPPORTED}); see minio3_ext/trl/compat.py"
         )
     return value
+
+
+def calling_message(messages: Sequence[Any]) -> int:
+    """The index, in one rollout's live message list (``completions[i]``, which
+    ``GRPOTrainer._tool_call_loop`` receives and extends in place), of the assistant message
+    whose tool calls TRL is running now. TRL 1.16 appends that message, runs each of its
+    calls in order (``tool(**function["arguments"])``), and appends their tool messages only
+    after the last one returned, so it is the last message of the list (checked on a real
+    trainer by ``tests/trl/test_trl_compat.py``). ``-1`` when the list does not end with an
+    assistant message (not a call of TRL's tool loop)."""
+    last = messages[-1] if messages else None
+    return len(messages) - 1 if isinstance(last, dict) and last.get("role") == "assistant" else -1
 
 
 def _resolve(dotted: str) -> Any:

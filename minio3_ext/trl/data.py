@@ -38,8 +38,8 @@ def grpo_rows(rows: Iterable[Mapping[str, Any]], system_prompt: str | None = Non
     text: ``ZoomEnvironment.reset`` appends the first view and the question to it (TRL's
     convention for environment-owned prompts).
     """
-    rules = config.rules if config is not None else get_dialect(dialect)
-    system = rules.system_prompt() if system_prompt is None else system_prompt
+    d = config.dialect if config is not None else get_dialect(dialect)
+    system = d.system_prompt() if system_prompt is None else system_prompt
     out = []
     for i, row in enumerate(rows):
         if "solution" not in row:
@@ -51,7 +51,7 @@ def grpo_rows(rows: Iterable[Mapping[str, Any]], system_prompt: str | None = Non
         item.update({
             "prompt": [{"role": "system", "content": system}, {"role": "user", "content": ""}],
             IMAGE_PATH_KEY: row_image_path(dict(row)),
-            "question": rules.strip_slots(question),
+            "question": d.strip_slots(question),
             "solution": _solution(row, i),
         })
         out.append(item)

@@ -4,7 +4,7 @@ TRL creates one instance per rollout, calls ``reset(**row)`` with the dataset ro
 exposes every public method except ``reset``/``get_reward`` as a tool, its schema read
 from the signature and docstring. ``ZoomEnvironment`` has one public method per tool
 enabled in its :class:`~minio3_ext.core.EpisodeConfig` (``zoom`` always, plus e.g.
-``EpisodeConfig(tools=("zoom", "equalize"))`` for a tool registered through the
+``EpisodeConfig(dialect=get_dialect("hermes", tools=("zoom", "equalize")))`` for a tool registered through the
 ``minio3_ext.tools`` entry point: that is the one switch), each described by the
 episode's dialect (zoom's box in the config's coordinate system). Each drives a core
 :class:`~minio3_ext.core.Episode` with the arguments TRL already parsed
@@ -12,13 +12,19 @@ episode's dialect (zoom's box in the config's coordinate system). Each drives a 
 block, which TRL puts into the tool message, hands to generation and keeps for the
 training forward.
 
-One assistant message is one turn, whatever the number of calls in it: under
+One assistant message is one turn, whatever the number of calls in it. Under
 :class:`~minio3_ext.trl.MaskedGRPOTrainer` (which hands each environment its rollout's
-messages) the environment reads the message as the core reads a turn
-(:meth:`~minio3_ext.core.Episode.parse_turn`: an ``<answer>`` written before the call
-ends the episode, only the first call runs, later calls get an error note). Under a
-stock ``GRPOTrainer`` each call is a turn while the rollout runs, and the episode is
-replayed from the messages when the rollout is scored, so the record and the reward
+live message list, the ``completions`` TRL passes to its tool loop) a tool method acts on
+the name and arguments TRL hands it; the message TRL is running the call for
+(:func:`minio3_ext.trl.compat.calling_message`) only supplies the turn's text and
+whether this is its first call: the core reads the turn
+(:meth:`~minio3_ext.core.Episode.parse_turn` of that text and this call: an
+``<answer>`` written before the call ends the episode; with the released preset's
+``grounding_wins`` a zoom call of the turn wins over another call), the first call TRL
+hands over runs, later ones get an error note. A call TRL cannot route (an unknown tool name,
+arguments that are not an object) never reaches the environment: TRL answers it itself.
+Under a stock ``GRPOTrainer`` each call is a turn while the rollout runs, and the episode
+is replayed from the messages when the rollout is scored, so the record and the reward
 still follow the core's reading.
 
 ``reset`` returns the model-facing first view (from the shared raw-image bank, decoded
@@ -50,6 +56,7 @@ from ..core.chat import content_blocks, slot_blocks
 from ..core.dialect import Dialect
 from ..core.episode import Episode, EpisodeConfig, Observation
 from ..core.images import ImageBank, default_bank, resize_for_model
+from .compat import calling_message
 
 __all__ = [
     "ZoomEnvironment", "IMAGE_PATH_KEY", "row_image_path", "turn_text", "turn_calls",
@@ -177,7 +184,7 @@ class ZoomEnvironment:
         config = config or EpisodeConfig(dialect="hermes", max_context_tokens=None)
         if cls._tool_names:  # already a per-config class
             cls = cls.__mro__[1]
-        return object.__new__(_environment_class(cls, config.rules))
+        return object.__new__(_environment_class(cls, config.dialect))
 
     def __init__(self, config: EpisodeConfig | None = None, bank: ImageBank | None = None):
         self._config = config or EpisodeConfig(dialect="hermes", max_context_tokens=None)
@@ -185,7 +192,8 @@ class ZoomEnvironment:
         self._episode: Episode | None = None
         self._row: dict[str, Any] = {}
         self._start: tuple[Any, Any] | None = None
-        self._conversation: list | None = None
+        self._messages: list | None = None
+        """The rollout's live message list under MaskedGRPOTrainer (:func:`bind_conversations`)."""
         self._next = 0  # index into the conversation of the first message not yet consumed
         self._replay = False
         self.extra_calls = 0
@@ -197,7 +205,7 @@ class ZoomEnvironment:
 
     @property
     def dialect(self) -> Dialect:
-        return self._config.rules
+        return self._config.dialect
 
     @property
     def tools(self) -> tuple[str, ...]:
@@ -224,32 +232,37 @@ class ZoomEnvironment:
         self._start = (raw, view)
         self._episode = Episode(raw, self._config, first_view=view)
         self._row = row
-        self._conversation, self._next, self._replay, self.extra_calls = None, 0, False, 0
+        self._messages, self._next, self._replay, self.extra_calls = None, 0, False, 0
         d = self.dialect
         return slot_blocks(d, d.user_prompt(_question(row)), [view])
 
     # -- the tool calls ---------------------------------------------------------------------
     def _call(self, name: str, arguments: dict[str, Any]) -> list[dict[str, Any]] | str:
+        """One call as TRL hands it: the tool's ``name`` and the ``arguments`` TRL parsed."""
         episode = self._episode
         if episode is None:
             raise RuntimeError(f"ZoomEnvironment.{name} called before reset")
-        conversation = self._conversation
-        if conversation is None:  # a stock trainer: each call is a turn (replayed per message at the end)
+        messages = self._messages
+        if messages is None:  # a stock trainer: each call is a turn (replayed per message at the end)
             self._replay = True
             if episode.done:
                 return self._ended()
-            obs = episode.act(episode.parse_call(name, arguments))
+            obs = episode.act(episode.parse_call(name, arguments), call=(name, arguments))
             return self._ended() if obs is None else self._content(obs)
-        current = _last_assistant(conversation)
+        current = calling_message(messages)
         if current < self._next:  # the message's action was taken already
             self.extra_calls += 1
             return self.dialect.error_text(max(episode.turns - 1, 0), "only the first action of a turn is run; "
                                            "make one call per turn", name)
-        self._consume_until(conversation, current)
+        self._consume_until(messages, current)
+        self._next = current + 1
         if episode.done:
-            self._next = current + 1
             return self._ended()
-        obs = self._consume(conversation, current)
+        text = turn_text(messages[current], self.dialect)
+        calls = [(name, arguments)]
+        if self.dialect.grounding_wins and name != "zoom":  # the released preset: a zoom anywhere in the turn wins
+            calls += [c for c in self._routed(turn_calls(messages[current])) if c[0] == "zoom"][:1]
+        obs = episode.act(episode.parse_turn(text, calls), text=text, call=(name, arguments))
         return self._ended() if obs is None else self._content(obs)
 
     def _ended(self) -> str:
@@ -262,11 +275,19 @@ class ZoomEnvironment:
         return obs.text if obs.image is None else content_blocks(obs.parts())
 
     def _consume(self, conversation: Sequence[Mapping[str, Any]], index: int) -> Observation | None:
-        """One assistant message → one ``Episode.act``."""
+        """One assistant message the environment was not handed a call of → one ``Episode.act``
+        (the calls it would have been handed first, as in :meth:`_call`)."""
         message = conversation[index]
         episode = self._episode
         self._next = index + 1
-        return episode.act(episode.parse_turn(turn_text(message, self.dialect), turn_calls(message)))
+        text = turn_text(message, self.dialect)
+        return episode.act(episode.parse_turn(text, self._routed(turn_calls(message))), text=text)
+
+    def _routed(self, calls: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+        """The calls TRL hands this environment (a tool of it, arguments an object), or all of
+        them when TRL would route none (the core then says why the turn's call failed)."""
+        routed = [c for c in calls if c[0] in self._tool_names and isinstance(c[1], Mapping)]
+        return routed or calls
 
     def _consume_until(self, conversation: Sequence[Mapping[str, Any]], stop: int) -> None:
         """Consume the assistant messages before ``stop`` the environment has not seen (e.g. a
@@ -287,12 +308,13 @@ def _last_assistant(messages: Sequence[Mapping[str, Any]]) -> int:
 
 
 def bind_conversations(environments: Sequence[Any] | None, completions: Sequence[Any]) -> None:
-    """Hand each :class:`ZoomEnvironment` its rollout's live message list (TRL's tool loop
-    appends to it in place), so a call knows which assistant message it belongs to.
+    """Hand each :class:`ZoomEnvironment` its rollout's live message list: ``completions[i]``,
+    the argument TRL's tool loop receives and extends in place, so that a call knows which
+    assistant message it belongs to (:func:`minio3_ext.trl.compat.calling_message`).
     Called by :class:`~minio3_ext.trl.MaskedGRPOTrainer` before TRL's tool loop."""
     for env, messages in zip(environments or (), completions):
         if isinstance(env, ZoomEnvironment) and env._episode is not None and isinstance(messages, list):
-            env._conversation = messages
+            env._messages = messages
 
 
 def close_episode(env: ZoomEnvironment, messages: Sequence[Mapping[str, Any]] | str, *, truncated: bool = False) -> Episode:
@@ -326,12 +348,13 @@ def close_episode(env: ZoomEnvironment, messages: Sequence[Mapping[str, Any]] | 
     final = messages[last]
     pending = bool(final.get("tool_calls"))
     if env._next <= last:  # TRL did not hand the final message to the environment
-        action = episode.parse_turn(turn_text(final, env.dialect), turn_calls(final))
+        text = turn_text(final, env.dialect)
+        action = episode.parse_turn(text, env._routed(turn_calls(final)))
         if truncated and not isinstance(action, Answer):
             episode.end("length")
             return episode
         env._next = last + 1
-        episode.act(action)
+        episode.act(action, text=text)
         if not episode.done:
             episode.end("turn_cap" if pending else "stopped")
         return episode

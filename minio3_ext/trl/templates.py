@@ -67,7 +67,7 @@ def use_minio3_dialect(processing_class, config=None):
     (e.g. single quotes, which the released code's ``eval`` accepted) end the rollout as
     plain text (``no_answer``).
     """
-    dialect = config.rules if config is not None else get_dialect("minio3")
+    dialect = config.dialect if config is not None else get_dialect("minio3")
     if dialect.name != "minio3":
         raise ValueError(f"use_minio3_dialect: the episode config speaks the {dialect.name!r} dialect; "
                          "use use_tool_chat_template for Hermes tool calls")

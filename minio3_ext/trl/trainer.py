@@ -133,7 +133,7 @@ class MaskedGRPOTrainer(GRPOTrainer):
         return bool(self.use_vllm and (self.vllm_mode == "server" or self.vllm_tensor_parallel_size > 1))
 
     def _tool_call_loop(self, prompts, prompt_ids, completion_ids, completions, logprobs, images, multimodal_fields):
-        # one turn per assistant message: each zoom environment reads its rollout's messages as they grow
+        # one turn per assistant message: each zoom environment gets its rollout's live messages (TRL's `completions`)
         bind_conversations(self.environments, completions)
         errors = [0] * len(prompts)
         originals = self._count_tool_errors(errors)

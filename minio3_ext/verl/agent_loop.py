@@ -4,7 +4,7 @@
 Select it per row (``agent_name: minio3_agent``, what :func:`minio3_ext.verl.dataset.to_verl_row`
 writes) or with ``actor_rollout_ref.rollout.agent.default_agent_loop=minio3_agent``.
 Every rule of the conversation comes from the episode's dialect
-(:attr:`EpisodeConfig.rules`): the system prompt (replacing the row's), the stop
+(:attr:`EpisodeConfig.dialect`): the system prompt (replacing the row's), the stop
 strings, how a turn is read, the observation text, its role and where its image sits.
 The dialect follows ``actor_rollout_ref.rollout.multi_turn.format``:
 
@@ -28,9 +28,9 @@ turns as ``<|im_start|>tool`` without ``<tool_response>`` and ignores the tool s
 (:class:`~minio3_ext.verl.tool.ImageToolAdapter`) is enabled in the episode and named
 in the system prompt.
 
-Each assistant turn is decoded once and read once, by the episode
-(:class:`~minio3_ext.verl.tool_parser.TurnReader` in verl's parser slot); the action
-goes to :meth:`Episode.act` as it is. The episode crops from the raw image and decides when
+Each assistant turn is decoded once (:class:`~minio3_ext.verl.tool_parser.TurnReader`
+in verl's parser slot) and handed to the episode in one call, :meth:`Episode.step`,
+which reads it once and returns the observation. The episode crops from the raw image and decides when
 the trajectory ends and why. The model's first view is the core's (EXIF ignored, sides
 snapped to 28 inside the row's pixel limits), shared by every rollout of a prompt, so
 that any processor's ``smart_resize`` leaves it unchanged.
@@ -187,12 +187,11 @@ class MiniO3AgentLoop(ToolAgentLoop):
             # verl's own budget: response tokens (model output + observations); or the whole context
             max_context_tokens=context_budget or self.response_length,
         )
-        rules = self.episode_config.rules
-        self.dialect = rules.name
-        # whatever parser ``format`` names: one decode and the episode's one read per turn
-        self.tool_parser = tool_parser.TurnReader(self.tokenizer, lambda text: self.episode.parse(text))
+        self.dialect = dialect = self.episode_config.dialect
+        # whatever parser ``format`` names: one decode per turn; the episode reads the text (step)
+        self.tool_parser = tool_parser.TurnReader(self.tokenizer)
         # the system turn's tool block: the dialect's schemas (hermes), none for minio3
-        self.tool_schemas = rules.tool_schemas() if rules.observation_role == "tool" else None
+        self.tool_schemas = dialect.tool_schemas() if dialect.observation_role == "tool" else None
         if context_budget is not None and context_budget < 1:
             raise ValueError(f"{NAME}: context_budget={context_budget!r} must be a positive token count")
         self.context_budget = context_budget
@@ -239,9 +238,8 @@ class MiniO3AgentLoop(ToolAgentLoop):
     # -- verl's entry point --------------------------------------------------
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
         self._row = kwargs
-        rules = self.episode_config.rules
         stop = list(sampling_params.get("stop") or [])
-        sampling_params = {**sampling_params, "stop": stop + [s for s in rules.stop if s not in stop],
+        sampling_params = {**sampling_params, "stop": stop + [s for s in self.dialect.stop if s not in stop],
                            "include_stop_str_in_output": True}
         kwargs = {**kwargs, "raw_prompt": self._prompt(kwargs["raw_prompt"])}
         output = await super().run(sampling_params, **kwargs)
@@ -250,7 +248,7 @@ class MiniO3AgentLoop(ToolAgentLoop):
     def _prompt(self, messages) -> list[dict[str, Any]]:
         """The row's messages with the dialect's system prompt (enabled tools, coordinates)."""
         messages = [dict(m) for m in messages]
-        system = {"role": "system", "content": self.episode_config.rules.system_prompt()}
+        system = {"role": "system", "content": self.dialect.system_prompt()}
         if messages and messages[0].get("role") == "system":
             messages[0] = system
         else:
@@ -300,11 +298,11 @@ class MiniO3AgentLoop(ToolAgentLoop):
             # so it is not read (no answer, no action) and the trajectory ends as context_limit
             episode.end("length", cut_turn=True)
             return AgentState.TERMINATED
-        # read in verl's parser call, or here when verl returned before parsing (its own caps)
-        text, action = self.tool_parser.read_turn(agent_data.response_ids)
+        # decoded in verl's parser call, or here when verl returned before parsing (its own caps)
+        text = self.tool_parser.text_of(agent_data.response_ids)
         # the whole context (prompt_ids holds prompt + responses, image tokens expanded) or the responses
         used = len(agent_data.prompt_ids) if self.context_budget else len(agent_data.response_mask)
-        obs = episode.act(action, context_tokens=used, text=text)
+        obs = episode.step(text, context_tokens=used)  # one core call: read the turn, act, observe
         if obs is None:
             return AgentState.TERMINATED
         if state == AgentState.TERMINATED and self._verl_budget_spent(agent_data):
@@ -318,11 +316,10 @@ class MiniO3AgentLoop(ToolAgentLoop):
         """The observation as the dialect renders it: its role, its text, the image at its slot;
         never truncated."""
         obs, self._pending = self._pending, None
-        rules = self.episode.dialect
         blocks = content_blocks(obs.parts())
         # a text-only turn as a string, as verl's own tool messages are
         content: Any = blocks[0]["text"] if len(blocks) == 1 and blocks[0]["type"] == "text" else blocks
-        message: dict[str, Any] = {"role": rules.observation_role, "content": content}
+        message: dict[str, Any] = {"role": self.dialect.observation_role, "content": content}
         previous = list(agent_data.messages)
         agent_data.messages.append(message)
         merged, response_mask, logprobs = await self.ct_merge_context_msg(

@@ -3,7 +3,8 @@ YAML entries), failing with one line that names the unknown, ambiguous or overri
 and the valid ones.
 
 Keys are the :class:`EpisodeConfig`, :class:`CropRules` and :class:`ViewRules` field
-names; a name both rule sets have (``min_side``, ``max_aspect_ratio``) is spelt with
+names and the dialect's options (``coords``, ``preset``, ``tools``, ``clamp``…,
+:data:`~minio3_ext.core.episode.DIALECT_OPTIONS`, beside ``dialect``, its name); a name both rule sets have (``min_side``, ``max_aspect_ratio``) is spelt with
 the set it goes to: ``crop_min_side`` / ``view_min_side``.
 """
 
@@ -13,6 +14,7 @@ import dataclasses
 from typing import Any, Mapping
 
 from minio3_ext.core import CropRules, EpisodeConfig, ViewRules
+from minio3_ext.core.episode import DIALECT_OPTIONS
 
 __all__ = ["episode_config", "EPISODE_KEYS"]
 
@@ -22,6 +24,7 @@ _SHARED = _CROP & _VIEW
 #: option key → (part of the config, field name)
 _ROUTES: dict[str, tuple[str, str]] = {
     **{k: ("episode", k) for k in {f.name for f in dataclasses.fields(EpisodeConfig)} - {"crop", "view"}},
+    **{k: ("episode", k) for k in DIALECT_OPTIONS},  # the dialect's options, beside its name (``dialect``)
     **{(f"crop_{k}" if k in _SHARED else k): ("crop", k) for k in _CROP},
     **{(f"view_{k}" if k in _SHARED else k): ("view", k) for k in _VIEW},
 }
@@ -59,10 +62,8 @@ def episode_config(
     episode = parts["episode"]
     if "masked_reasons" in episode:
         episode["masked_reasons"] = frozenset(episode["masked_reasons"])
-    if "tools" in episode:
-        episode["tools"] = tuple(episode["tools"])
     episode.update(overrides)
     try:
-        return EpisodeConfig(crop=CropRules(**parts["crop"]), view=ViewRules(**parts["view"]), **episode)
+        return EpisodeConfig.from_options(crop=CropRules(**parts["crop"]), view=ViewRules(**parts["view"]), **episode)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: {e}") from e

@@ -93,7 +93,7 @@ class ImageToolAdapter(BaseTool):
         standalone.setdefault("dialect", "hermes")  # verl's stock ToolAgentLoop speaks tool calls
         self.episode_config: EpisodeConfig = episode_config(standalone, where=where, ignore=_VERL_KEYS | {TOOL_KEY}, set_by=_LIMITS_SET_BY, **_TOOL_LIMITS)
         if tool_schema is None:
-            (schema,) = [s for s in self.episode_config.rules.tool_schemas() if s["function"]["name"] == name]
+            (schema,) = [s for s in self.episode_config.dialect.tool_schemas() if s["function"]["name"] == name]
             tool_schema = OpenAIFunctionToolSchema.model_validate(schema)
         super().__init__(config, tool_schema)
         self.bank = default_bank()

@@ -11,22 +11,20 @@ body that cannot be read still yields a call whose raw arguments the tool answer
 an error observation, so a malformed action does not silently end the episode.
 
 The ``minio3_agent`` loop replaces whatever parser ``format`` names with a
-:class:`TurnReader`: it decodes the turn once and has the trajectory's episode read it
-(one :meth:`~minio3_ext.core.dialect.Dialect.parse` per turn, with the sources and view
-sizes known so far); the loop takes that action as it is. verl gets the turn's text and
-no ``FunctionCall``: the loop, not verl's tool path, runs the action, and the text
-already holds the call as generated.
+:class:`TurnReader`: it decodes the turn once, and the loop hands that text to the
+trajectory's episode in one call (:meth:`~minio3_ext.core.Episode.step`: one
+:meth:`~minio3_ext.core.dialect.Dialect.parse` with the sources and view sizes known so
+far, then the action). verl gets the turn's text and no ``FunctionCall``: the loop, not
+verl's tool path, runs the action, and the text already holds the call as generated.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
 
 from verl.experimental.agent_loop.tool_parser import FunctionCall, ToolParser
 from verl.utils.ray_utils import get_event_loop
 
-from minio3_ext.core.actions import Action
 from minio3_ext.core.dialect import Dialect, get_dialect
 
 __all__ = [
@@ -89,27 +87,25 @@ class Minio3HermesToolParser(Minio3ToolParser):
 
 
 class TurnReader(ToolParser):
-    """The ``minio3_agent`` loop's parser: one decode and one core read per turn.
+    """The ``minio3_agent`` loop's parser: one decode per turn, no reading.
 
-    ``read`` maps a turn's text to its action (the loop passes its episode's
-    :meth:`~minio3_ext.core.Episode.parse`). :meth:`extract_tool_calls` (called by verl's
-    generating state) keeps ``(text, action)`` in :attr:`turn` and gives verl the text
-    and no call; :meth:`read_turn` returns that turn, or reads the ids itself when verl
-    returned before parsing (its own turn caps)."""
+    :meth:`extract_tool_calls` (called by verl's generating state) decodes the turn, keeps
+    the text in :attr:`turn` and gives verl the text and no call: the loop, not verl's tool
+    path, runs the action. :meth:`text_of` returns that text, or decodes the ids itself when
+    verl returned before parsing (its own turn caps). The loop hands the text to the episode
+    in one call (:meth:`~minio3_ext.core.Episode.step`), which reads it once."""
 
-    def __init__(self, tokenizer, read: Callable[[str], Action]) -> None:
+    def __init__(self, tokenizer) -> None:
         super().__init__(tokenizer)
-        self._read = read
-        self.turn: tuple[list[int], str, Action] | None = None
+        self.turn: tuple[list[int], str] | None = None
 
     async def extract_tool_calls(self, responses_ids: list[int], tools=None) -> tuple[str, list[FunctionCall]]:
         text = await get_event_loop().run_in_executor(None, self.tokenizer.decode, responses_ids)
-        self.turn = (responses_ids, text, self._read(text))
+        self.turn = (responses_ids, text)
         return text, []
 
-    def read_turn(self, responses_ids: list[int]) -> tuple[str, Action]:
-        """``(text, action)`` of the turn ``responses_ids``, read once."""
+    def text_of(self, responses_ids: list[int]) -> str:
+        """The text of the turn ``responses_ids``, decoded once."""
         if self.turn is None or self.turn[0] is not responses_ids:
-            text = self.tokenizer.decode(responses_ids)
-            self.turn = (responses_ids, text, self._read(text))
-        return self.turn[1], self.turn[2]
+            self.turn = (responses_ids, self.tokenizer.decode(responses_ids))
+        return self.turn[1]

@@ -58,7 +58,7 @@ def load_dataset_rows(path: str, episode: EpisodeConfig) -> Dataset:
 def episode_config(recipe: RecipeArguments, args: MaskedGRPOConfig) -> EpisodeConfig:
     """The zoom environment's rules: the trainer's budgets, the recipe's dialect, preset and views."""
     view = ViewRules(max_pixels=recipe.view_max_pixels, min_pixels=recipe.view_min_pixels)
-    return EpisodeConfig(max_turns=args.max_turns, max_images=recipe.max_images, dialect=recipe.dialect,
+    return EpisodeConfig.from_options(max_turns=args.max_turns, max_images=recipe.max_images, dialect=recipe.dialect,
                          preset=recipe.preset, max_context_tokens=None,  # TRL's max_completion_length caps the context
                          view=view)
 

@@ -1,15 +1,12 @@
 """`--help` of every command shows each option's help and default; input/output flags
-are named alike; `doctor` reports per framework (issue 14, item 13)."""
+are named alike; `doctor` reports per framework (issue 14, item 13). The doctor runs share their
+fresh-interpreter probes through the ``run_doctor`` fixture (tests/conftest.py)."""
 
 import argparse
-import subprocess
-import sys
 
 import pytest
 
 from minio3_ext.cli import build_parser
-
-MAIN = "import sys; from minio3_ext.cli import main; sys.exit(main())"
 
 
 def _subparsers(parser, prefix=()):
@@ -53,19 +50,30 @@ def test_input_and_output_flags_are_named_alike():
     assert parser.parse_args(["eval", "--data", "a", "--out", "o", "--base-url", "u", "--model", "m"]).data == ["a"]
 
 
-def _doctor(hide):
-    code = f"import sys; sys.modules[{hide!r}] = None; from minio3_ext.cli import main; sys.exit(main(['doctor']))"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+@pytest.mark.slow  # fresh-interpreter probes (verl, TRL, tools) ~25 s; the fast lane keeps check_verl's probe (tests/verl/test_registration.py)
+def test_doctor_checks_both_frameworks_and_the_image_tools(run_doctor):
+    code, out, err = run_doctor()
+    assert code == 0, out + err
+    assert "[ok]   verl" in out and "[ok]   trl" in out and "[ok]   image tools:" in out, out
 
 
-def test_doctor_is_ok_for_a_trl_only_install():
-    proc = _doctor("verl")  # verl cannot be imported: a TRL-only install
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "[skip] verl: not installed" in proc.stdout and 'pip install -e ".[verl]"' in proc.stdout
-    assert "[ok]   trl" in proc.stdout
+@pytest.mark.slow  # its own fresh-interpreter probes (TRL, tools for TRL only) ~7 s
+def test_doctor_is_ok_for_a_trl_only_install(run_doctor):
+    code, out, err = run_doctor("verl")  # verl cannot be imported: a TRL-only install
+    assert code == 0, out + err
+    assert "[skip] verl: not installed" in out and 'pip install -e ".[verl]"' in out
+    assert "[ok]   trl" in out
+    assert "TRL ZoomEnvironment.zoom" in out and "verl tool YAML" not in out  # tools checked for TRL only
 
 
-def test_doctor_is_ok_for_a_verl_only_install():
-    proc = _doctor("trl")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "[skip] trl: not installed" in proc.stdout and "[ok]   verl" in proc.stdout
+@pytest.mark.slow  # its own fresh-interpreter probes (verl, tools for verl only) ~7 s
+def test_doctor_is_ok_for_a_verl_only_install(run_doctor):
+    code, out, err = run_doctor("trl")
+    assert code == 0, out + err
+    assert "[skip] trl: not installed" in out and "[ok]   verl" in out
+    assert "verl tool YAML" in out and "TRL ZoomEnvironment" not in out
+
+
+def test_doctor_fails_when_neither_framework_is_installed(run_doctor):
+    code, out, err = run_doctor("verl", "trl")
+    assert code == 1 and "neither verl nor TRL is installed" in err

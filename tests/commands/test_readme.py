@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 TEXTS = {name: (ROOT / name).read_text() for name in ("README.md", "docs/trl.md", "docs/evaluation.md")}
 BLOCKS = [block for text in TEXTS.values() for block in re.findall(r"```(\w*)\n(.*?)```", text, re.S)]
@@ -40,6 +42,7 @@ def _env(tmp_path):
             "OMP_NUM_THREADS": "1"}
 
 
+@pytest.mark.slow  # runs a docs block end to end in fresh interpreters (8-21 s)
 def test_trl_snippet_is_the_example_script_and_runs(tmp_path):
     snippet = _block("python", "import tempfile")
     script = (ROOT / "examples" / "trl_quickstart.py").read_text()
@@ -50,6 +53,7 @@ def test_trl_snippet_is_the_example_script_and_runs(tmp_path):
     assert "trained 1 step(s)" in proc.stdout
 
 
+@pytest.mark.slow  # runs a docs block end to end in fresh interpreters (8-21 s)
 def test_readme_eval_walkthrough_runs_as_written(tmp_path):
     block = _block("bash", "minio3 synth --out data/synth --n 4")
     assert "--port 8000" in block and "127.0.0.1:8000" in block

@@ -26,6 +26,7 @@ def _pytest_without_chromium(tmp_path, ci):
                           timeout=300)
 
 
+@pytest.mark.slow  # two pytest runs in fresh interpreters (~6 s)
 def test_browser_test_skips_with_a_reason_outside_ci_and_is_required_in_ci(tmp_path):
     local = _pytest_without_chromium(tmp_path / "local", ci=False)
     assert local.returncode == 0, local.stdout[-2000:]

@@ -106,7 +106,7 @@ def test_three_deep_chain_crops_the_raw_image_not_the_view(big_coord_image):
 
 def test_pixel_coordinates_of_the_view_map_to_raw_pixels(big_coord_image):
     """Qwen-style absolute coordinates refer to the resized view; the crop is still raw."""
-    config = EpisodeConfig(coords="pixel")
+    config = EpisodeConfig.from_options(coords="pixel")
     ep = Episode(big_coord_image, config)
     vw, vh = model_size(2400, 1800, config.view)
     text = '<grounding>{"bbox_2d": [%s, %s, %s, %s]}</grounding>' % (vw / 4, vh / 2, vw / 2, vh)

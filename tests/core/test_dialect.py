@@ -57,7 +57,7 @@ def test_minio3_speaks_the_released_words_byte_for_byte():
 
 def test_episode_numbers_actions_from_zero_in_both_presets(image):
     for preset, third in (("strict", 2), ("released", 3)):
-        ep = Episode(image, EpisodeConfig(preset=preset))
+        ep = Episode(image, EpisodeConfig.from_options(preset=preset))
         first = ep.step(zoom([0.1, 0.1, 0.6, 0.6]))
         assert first.text == RELEASED_OBSERVATION.format(a=0, o=1)
         failed = ep.step(zoom([0.6, 0.1, 0.4, 0.6], "observation_1"))
@@ -78,16 +78,16 @@ def test_presets_set_each_released_option_and_each_can_be_overridden():
 def test_clamp_option_clamps_after_scaling_to_the_last_pixel(image):
     strict = Episode(image, EpisodeConfig())
     assert "outside the valid range" in strict.step(zoom([-0.2, 0.0, 1.5, 0.5])).error
-    released = Episode(image, EpisodeConfig(preset="released"))
+    released = Episode(image, EpisodeConfig.from_options(preset="released"))
     obs = released.step(zoom([-0.2, 0.0, 1.5, 0.5]))
     assert obs.error is None and released.records[0].box == (0, 0, image.width - 1, image.height // 2)
-    only_clamp = Episode(image, EpisodeConfig(clamp=True))
+    only_clamp = Episode(image, EpisodeConfig.from_options(clamp=True))
     assert only_clamp.step(zoom([-0.2, 0.0, 1.5, 0.5])).error is None
 
 
 def test_observation_zero_is_the_original_only_when_asked(image):
     assert "observation_0" in Episode(image).step(zoom([0, 0, 0.5, 0.5], "observation_0")).error
-    ep = Episode(image, EpisodeConfig(observation_zero=True))
+    ep = Episode(image, EpisodeConfig.from_options(observation_zero=True))
     assert ep.step(zoom([0, 0, 0.5, 0.5], "observation_0")).error is None
     assert ep.records[0].source == "original_image"
 
@@ -138,7 +138,7 @@ def test_non_zoom_tools_are_described_and_never_called_zoomed_in(image):
     prompt = d.system_prompt()
     assert prompt.startswith(RELEASED_SYSTEM) and "rotate" in prompt and "<tool_call>" in prompt
     assert d.stop == ("</grounding>", "</tool_call>")
-    ep = Episode(image, EpisodeConfig(tools=("zoom", "rotate")))
+    ep = Episode(image, EpisodeConfig.from_options(tools=("zoom", "rotate")))
     obs = ep.step('<tool_call>{"name": "rotate", "arguments": {"angle": 90, "source": "original_image"}}</tool_call>')
     assert obs.image is not None and "zoom-in" not in obs.text and "rotate" in obs.text
     assert obs.parts()[1] is obs.image and isinstance(obs.parts()[0], str)
@@ -163,7 +163,7 @@ img = Image.new("RGB", (400, 300), (30, 60, 90))
 out = {"available": available_tools()}
 for dialect, call in (("minio3", '<tool_call>{"name": "equalize", "arguments": {"source": "original_image"}}</tool_call>'),
                       ("hermes", '<tool_call>{"name": "equalize", "arguments": {}}</tool_call>')):
-    ep = Episode(img, EpisodeConfig(dialect=dialect, tools=("zoom", "equalize")))
+    ep = Episode(img, EpisodeConfig.from_options(dialect=dialect, tools=("zoom", "equalize")))
     obs = ep.step(call)
     out[dialect] = {"error": obs.error, "image": obs.image is not None, "text": obs.text,
                     "prompt_names_it": "equalize" in get_dialect(dialect, tools=("zoom", "equalize")).system_prompt()}

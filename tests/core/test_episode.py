@@ -171,12 +171,42 @@ def test_masked_reasons_reach_real_episodes(image):
 
 @pytest.mark.parametrize("kwargs, key", [
     ({"max_turns": 0}, "max_turns"), ({"max_images": 0}, "max_images"), ({"dialect": "qwen"}, "dialect"),
-    ({"coords": "percent"}, "coords"), ({"max_context_tokens": 0}, "max_context_tokens"),
+    ({"dialect": 3}, "dialect"), ({"max_context_tokens": 0}, "max_context_tokens"),
     ({"image_patch": 0}, "image_patch"), ({"masked_reasons": "turn_limit"}, "masked_reasons"),
 ])
 def test_config_validates(kwargs, key):
     with pytest.raises(ValueError, match=key):
         EpisodeConfig(**kwargs)
+    with pytest.raises(ValueError, match="coordinate system 'percent'"):
+        EpisodeConfig.from_options(coords="percent")
+
+
+def test_one_name_for_the_dialect():
+    """Issue 20: ``dialect`` was a string field of the config, an object (``.rules``) and a
+    type alias in ``core.actions``, and the config re-declared the dialect's options. The
+    config now holds the dialect itself; its options live on the dialect only."""
+    import dataclasses
+
+    from minio3_ext.core import actions
+    from minio3_ext.core.dialect import Dialect, get_dialect
+    from minio3_ext.core.episode import DIALECT_OPTIONS
+
+    names = {f.name for f in dataclasses.fields(EpisodeConfig)}
+    assert set(DIALECT_OPTIONS) == {"coords", "preset", "tools", "clamp", "observation_zero", "grounding_wins",
+                                    "released_numbering"}
+    assert not names & set(DIALECT_OPTIONS) and "dialect" in names and not hasattr(EpisodeConfig, "rules")
+    assert not hasattr(actions, "Dialect") and not hasattr(actions, "DIALECTS")
+    config = EpisodeConfig(max_turns=3, dialect="hermes")
+    assert isinstance(config.dialect, Dialect) and config.dialect is get_dialect("hermes")
+    flat = EpisodeConfig.from_options(dialect="hermes", coords="pixel", tools=["rotate"], preset="released", max_turns=3)
+    assert flat == EpisodeConfig(max_turns=3, dialect=get_dialect("hermes", coords="pixel", tools=("rotate",),
+                                                                  preset="released"))
+    assert flat.dialect.tools == ("zoom", "rotate") and flat.crop.clamp_to_last_pixel  # the released clamp
+    assert Episode(coord_image(64, 64), flat).dialect is flat.dialect
+    with pytest.raises(TypeError) as e:  # an option given to the config: one line saying where it goes
+        EpisodeConfig(dialect="hermes", coords="pixel")
+    assert str(e.value) == ("EpisodeConfig: coords belong to the dialect; pass "
+                            "dialect=get_dialect('hermes', coords='pixel')")
 
 
 def test_terminate_and_steps_after_the_end(image):
@@ -248,7 +278,7 @@ def model_turns(draw, dialect):
        clamp=st.booleans(), max_turns=st.integers(1, 8), max_images=st.integers(1, 5),
        max_context=st.sampled_from([None, 400, 5000]))
 def test_random_episodes_never_raise_and_keep_their_invariants(data, dialect, coords, clamp, max_turns, max_images, max_context):
-    config = EpisodeConfig(dialect=dialect, coords=coords, clamp=clamp, max_turns=max_turns, max_images=max_images,
+    config = EpisodeConfig.from_options(dialect=dialect, coords=coords, clamp=clamp, max_turns=max_turns, max_images=max_images,
                            max_context_tokens=max_context, tools=("zoom", "rotate"))
     ep = Episode(coord_image(300, 200), config, token_counter=len)
     while not ep.done:

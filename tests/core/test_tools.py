@@ -92,7 +92,7 @@ def test_third_party_entry_points(tmp_path, name, target, expected):
 
 def test_rotate_tool_through_an_episode_in_the_hermes_dialect():
     img = coord_image(300, 200)
-    ep = Episode(img, EpisodeConfig(dialect="hermes", tools=("zoom", "rotate")))
+    ep = Episode(img, EpisodeConfig.from_options(dialect="hermes", tools=("zoom", "rotate")))
     obs = ep.step("<think>the text is sideways</think>" + get_dialect("hermes").render(ToolCall("rotate", {"angle": 90})))
     assert obs.error is None and obs.index == 1
     np.testing.assert_array_equal(np.asarray(ep.raw_image("observation_1")), np.rot90(np.asarray(img)))
@@ -135,7 +135,7 @@ def test_custom_tool_registered_with_the_decorator_works_through_an_episode(regi
     assert register_tool(Invert) is Invert
     assert "invert_for_test" in available_tools()
     img = coord_image(120, 80)
-    ep = Episode(img, EpisodeConfig(dialect="hermes", tools=("zoom", "invert_for_test"), max_turns=10))
+    ep = Episode(img, EpisodeConfig.from_options(dialect="hermes", tools=("zoom", "invert_for_test"), max_turns=10))
     call = '<tool_call>{"name": "invert_for_test", "arguments": %s}</tool_call>'
     obs = ep.step(call % '{"level": 255, "source": "original_image"}')
     assert obs.index == 1 and obs.error is None
@@ -176,7 +176,7 @@ def test_unknown_tools(registry):
     with pytest.raises(KeyError, match="unknown image tool 'sharpen'"):
         get_tool("sharpen")
     with pytest.raises(KeyError, match="sharpen"):
-        Episode(coord_image(50, 50), EpisodeConfig(tools=("zoom", "sharpen")))
+        Episode(coord_image(50, 50), EpisodeConfig.from_options(tools=("zoom", "sharpen")))
 
 
 def test_schemas_are_openai_function_tools():

@@ -26,7 +26,7 @@ def _run(tmp_path, config, turns):
 
 
 def test_thousand_coordinates_are_what_the_prompt_describes_and_what_is_parsed(tmp_path):
-    config = EpisodeConfig(max_turns=3, coords="thousand")
+    config = EpisodeConfig.from_options(max_turns=3, coords="thousand")
     traj, seen = _run(tmp_path, config, ['<grounding>{"bbox_2d": [0, 0, 500, 500], "source": "original_image"}</grounding>',
                                          "<answer>a</answer>"])
     system = seen[0][0]["content"][0]["text"]
@@ -37,7 +37,7 @@ def test_thousand_coordinates_are_what_the_prompt_describes_and_what_is_parsed(t
 
 
 def test_extra_tools_are_in_the_prompt_the_runner_sends(tmp_path):
-    config = EpisodeConfig(max_turns=3, tools=("zoom", "rotate"))
+    config = EpisodeConfig.from_options(max_turns=3, tools=("zoom", "rotate"))
     traj, seen = _run(tmp_path, config, ['<tool_call>{"name": "rotate", "arguments": {"angle": 90}}</tool_call>',
                                          "<answer>a</answer>"])
     assert "rotate" in seen[0][0]["content"][0]["text"]

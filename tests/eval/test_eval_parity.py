@@ -27,8 +27,8 @@ def test_fuzz_corpus_through_the_eval_runner_gives_the_cores_action(tmp_path):
     for dialect in ("minio3", "hermes"):
         for coords in ("relative", "thousand", "pixel"):
             for preset in ("strict", "released"):
-                config = EpisodeConfig(max_turns=2, dialect=dialect, coords=coords, preset=preset)
-                d = config.rules
+                config = EpisodeConfig.from_options(max_turns=2, dialect=dialect, coords=coords, preset=preset)
+                d = config.dialect
                 for i in range(40):
                     text = fuzz_text(rng, num_observations=0)
                     # what the policy hands back when the server stopped at a stop string it dropped

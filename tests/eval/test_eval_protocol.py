@@ -37,7 +37,7 @@ def test_presets_and_explicit_flags_override():
             released.max_context_tokens, released.token_count, released.judge_failures) == (
         1.0, -1, 1.0, 0.0, "png", 30768, "exact", "zero")
     config = eval_command.episode_config(released, max(released.budgets))
-    assert (config.max_turns, config.max_images, config.preset) == (12, 12, "released")
+    assert (config.max_turns, config.max_images, config.dialect.preset) == (12, 12, "released")
     curve = _resolved(["--protocol", "paper-curve", "--k", "4", "--temperature", "0.7"])
     assert (curve.budgets, curve.max_images, curve.k, curve.temperature) == ((4, 8, 16, 32), 33, 4, 0.7)
     # a flag given with its default value is still explicit
@@ -60,6 +60,7 @@ def _released_judge(request):
     return "Score: 1" if truth.strip() == prediction.strip() else "Score: 0"
 
 
+@pytest.mark.slow  # a full k=2 eval through the CLI with a judge (~10 s); the presets are checked fast above
 def test_eval_protocol_released_prints_the_paper_shaped_table(synth_items, tmp_path):
     base_rows, _ = synth_items
     rows, behaviours = [], {}

@@ -284,6 +284,7 @@ def test_partial_run_is_marked_in_the_summary(synth_items, tmp_path):
     assert "engine crashed" in proc.stderr
 
 
+@pytest.mark.slow  # seven CLI runs (~8 s); tests/eval/test_eval_resume_keys.py checks the keys in-process
 def test_resume_with_other_settings_is_refused_naming_the_setting(synth_items, tmp_path):
     rows, items_path = synth_items
     out = tmp_path / "run.jsonl"

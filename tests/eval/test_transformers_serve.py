@@ -66,6 +66,7 @@ def _eval(serve, items, out, *extra):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
 
 
+@pytest.mark.slow  # starts `transformers serve` with the tiny model (~17 s)
 def test_eval_runs_against_transformers_serve(serve, synth_items, tmp_path):
     _, items = synth_items
     sample = ["--extra-body", json.dumps({"generation_config": json.dumps({"do_sample": True})})]

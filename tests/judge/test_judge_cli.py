@@ -59,7 +59,11 @@ def test_check_fails_on_a_judge_fooled_by_injection(judge_server, capsys):
 
 
 def test_check_on_a_closed_port_fails_in_about_a_second_with_one_line():
-    """No retries, no pairs sent: one line naming --base-url, exit 2, under 2 s (a new process, as typed)."""
+    """No retries, no pairs sent: one line naming --base-url, exit 2, at once (a new process, as typed).
+
+    The bound separates "no retries" from the judge's retry loop, not fast from slow: 5 retries
+    with backoff sleep at least 0.25+0.5+1+2+4 = 7.75 s; a new process on a loaded 2-core machine
+    takes up to ~3 s to start (2.6 s seen), so 5 s does not flake."""
     url = closed_port_url()
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", MAIN, "judge", "check", "--base-url", url, "--model", "m"],
@@ -68,7 +72,7 @@ def test_check_on_a_closed_port_fails_in_about_a_second_with_one_line():
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--base-url" in lines[0] and url in lines[0] and "cannot reach" in lines[0]
-    assert wall < 2.0, wall
+    assert wall < 5.0, wall
 
 
 def test_check_names_the_missing_v1(judge_server, capsys):

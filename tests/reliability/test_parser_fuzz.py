@@ -98,7 +98,7 @@ def test_episode_step_never_raises():
     image = _small_image(0)
     failures: list[str] = []
     reasons: Counter = Counter()
-    configs = [EpisodeConfig(max_turns=t, dialect=d, coords=c, clamp=cl, tools=("zoom", "rotate"))
+    configs = [EpisodeConfig.from_options(max_turns=t, dialect=d, coords=c, clamp=cl, tools=("zoom", "rotate"))
                for t, d, c, cl in [(4, "minio3", "relative", False), (6, "hermes", "relative", True),
                                    (3, "minio3", "thousand", False), (8, "hermes", "pixel", True)]]
     episode = Episode(image, rng.choice(configs))

@@ -38,10 +38,10 @@ RSS_GROWTH_LIMIT = 96 << 20
 SIZES = [(400, 300), (640, 480), (1024, 768), (1300, 900), (2000, 1500), (2400, 1000), (300, 1200), (900, 900)]
 CONFIGS = [
     EpisodeConfig(),
-    EpisodeConfig(max_turns=12, max_images=4, dialect="hermes", tools=("zoom", "rotate")),
-    EpisodeConfig(max_turns=8, max_context_tokens=6000, clamp=True),
-    EpisodeConfig(max_turns=3, coords="thousand", tools=("zoom", "rotate")),
-    EpisodeConfig(max_turns=10, dialect="hermes", coords="pixel", max_context_tokens=None),
+    EpisodeConfig.from_options(max_turns=12, max_images=4, dialect="hermes", tools=("zoom", "rotate")),
+    EpisodeConfig.from_options(max_turns=8, max_context_tokens=6000, clamp=True),
+    EpisodeConfig.from_options(max_turns=3, coords="thousand", tools=("zoom", "rotate")),
+    EpisodeConfig.from_options(max_turns=10, dialect="hermes", coords="pixel", max_context_tokens=None),
 ]
 
 
@@ -76,9 +76,9 @@ def _turn(rng: random.Random, episode: Episode) -> str:
     roll = rng.random()
     if roll < 0.50:
         box, source = random_box(rng), rng.choice(sources)
-        if episode.config.coords == "thousand":
+        if episode.config.dialect.coords == "thousand":
             box = [v * 1000 for v in box]
-        elif episode.config.coords == "pixel":  # pixels of the view the model saw
+        elif episode.config.dialect.coords == "pixel":  # pixels of the view the model saw
             w, h = model_size(*episode.raw_image(source).size, episode.config.view)
             box = [box[0] * w, box[1] * h, box[2] * w, box[3] * h]
         return get_dialect(episode.config.dialect).render(Zoom(tuple(box), source))
@@ -150,6 +150,7 @@ def _run(soak: _Soak, episodes: int, seed: int) -> None:
         t.join()
 
 
+@pytest.mark.slow  # 1,000 episodes (~19 s); `pytest -m reliability` runs it too
 def test_soak_memory_stays_flat(image_pool):
     n = scale(1_000, 10_000)
     biggest = max(w * h for w, h in SIZES) * 3

@@ -1,7 +1,7 @@
 """Run in a subprocess whose PYTHONPATH holds the pip-installed test plugin (``equalize``).
 
 ``python _plugin_rollout.py MODEL_DIR ROWS_JSONL OUT_JSON DIALECT``: builds a
-MaskedGRPOTrainer with ``EpisodeConfig(tools=("zoom", "equalize"))`` exactly as docs/trl.md
+MaskedGRPOTrainer with ``EpisodeConfig(dialect=get_dialect(..., tools=("zoom", "equalize")))`` exactly as docs/trl.md
 says, runs one scripted step whose first rollout calls ``equalize``, and writes what the
 test checks as JSON.
 """
@@ -28,7 +28,7 @@ def main(model_dir: str, rows_path: str, out_path: str, dialect: str) -> None:
     from minio3_ext.trl.templates import use_minio3_dialect
 
     view = ViewRules(max_pixels=28 * 28 * 48, min_pixels=28 * 28 * 8)
-    config = EpisodeConfig(max_turns=2, dialect=dialect, tools=("zoom", "equalize"), max_context_tokens=None, view=view)
+    config = EpisodeConfig.from_options(max_turns=2, dialect=dialect, tools=("zoom", "equalize"), max_context_tokens=None, view=view)
     row = load_rows(rows_path)[0]
     torch.manual_seed(0)
     model, processor = load_tiny_qwen(model_dir)
@@ -42,7 +42,7 @@ def main(model_dir: str, rows_path: str, out_path: str, dialect: str) -> None:
                                 processing_class=processor,
                                 environment_factory=functools.partial(ZoomEnvironment, config=config,
                                                                       bank=ImageBank(view_rules=view)))
-    d = config.rules
+    d = config.dialect
     equalize = d.render_call("equalize", {"source": "original_image"})
     zoom = d.render(d.parse_call("zoom", {"bbox_2d": [0.1, 0.1, 0.5, 0.5]}))
     script = iter([[f"<think>too faint</think>{equalize}", zoom, "I do not know."],

@@ -22,9 +22,11 @@ engine shared by both ranks (TP 2), results sliced by ``rank_in_group * len(prom
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -167,6 +169,10 @@ class ScriptedGenerate:
 
 def main() -> None:
     model_dir, out_dir, kind, mode = sys.argv[1:5]
+    # SIGUSR1 appends every thread's stack to stack<RANK>.txt: the parent reads where a rank is
+    # blocked (test_multiprocess.py detects the stock trainer's deadlock so, without a timeout)
+    stacks = Path(out_dir, f"stack{os.environ['RANK']}.txt").open("w")
+    faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer

@@ -43,7 +43,7 @@ def test_only_zoom_is_exposed_as_a_tool_and_its_schema_describes_the_box():
 def test_zoom_schema_describes_the_configs_coordinates(coords, words):
     from minio3_ext.core.dialect import get_dialect
 
-    env = ZoomEnvironment(EpisodeConfig(dialect="hermes", coords=coords, max_context_tokens=None))
+    env = ZoomEnvironment(EpisodeConfig.from_options(dialect="hermes", coords=coords, max_context_tokens=None))
     fn = get_json_schema(env.zoom)["function"]
     dialect_fn = get_dialect("hermes", coords=coords).tool_schemas()[0]["function"]
     assert fn["description"] == dialect_fn["description"] and words in fn["description"]
@@ -52,7 +52,7 @@ def test_zoom_schema_describes_the_configs_coordinates(coords, words):
 
 
 def test_every_enabled_tool_is_a_method_with_its_schema():
-    env = ZoomEnvironment(EpisodeConfig(dialect="hermes", tools=("zoom", "rotate"), max_context_tokens=None))
+    env = ZoomEnvironment(EpisodeConfig.from_options(dialect="hermes", tools=("zoom", "rotate"), max_context_tokens=None))
     assert _public(env) == ["reset", "rotate", "zoom"] and env.tools == ("zoom", "rotate")
     fn = get_json_schema(env.rotate)["function"]
     assert fn["name"] == "rotate" and fn["parameters"]["required"] == ["angle"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from PIL import Image
 
 from minio3_ext.core import EpisodeConfig, ImageBank, ViewRules
@@ -33,12 +34,13 @@ def _images(content):
     return [p["image"] for p in content if isinstance(content, list) and p.get("type") == "image"]
 
 
+@pytest.mark.slow  # two processors over ~100 views up to 2M pixels (~12 s)
 def test_every_view_the_environment_produces_has_the_same_grid_under_both_limit_sets(tiny_qwen_dir, tmp_path):
     rng = random.Random(7)
     vllm_side = _image_processor(tiny_qwen_dir, CHECKPOINT_LIMITS)
     trainer_side = _image_processor(tiny_qwen_dir, RECIPE_LIMITS)
     view = ViewRules(min_pixels=RECIPE_LIMITS[0], max_pixels=RECIPE_LIMITS[1])
-    env = ZoomEnvironment(EpisodeConfig(dialect="hermes", max_turns=32, max_images=32, max_context_tokens=None,
+    env = ZoomEnvironment(EpisodeConfig.from_options(dialect="hermes", max_turns=32, max_images=32, max_context_tokens=None,
                                         view=view, tools=("zoom", "rotate")), ImageBank(view_rules=view))
     views, differing = [], []
     for i in range(24):

@@ -14,7 +14,8 @@ from minio3_ext.core import crop, resize_for_model
 from minio3_ext.core.masking import masked_group_advantages
 from minio3_ext.trl import MaskedGRPOConfig, MaskedGRPOTrainer
 
-pytestmark = pytest.mark.slow
+# The fast lane trains the masked run once (shared by the first tests below) and the text-only loop;
+# the other configurations each train again (~3-4 s each) and are in the slow lane.
 
 REWARDS = [1.0, 0.0, 0.0]
 LIVE = [True, False, True]
@@ -59,6 +60,7 @@ def test_overturn_row_gets_zero_advantage_and_leaves_the_baseline(runs, run_scri
     assert logs["minio3/zooms_mean"] == pytest.approx(2 / 3)
 
 
+@pytest.mark.slow  # trains another configuration (~3-4 s)
 def test_overturn_row_contributes_no_tokens_to_loss_or_normaliser(runs, run_scripted):
     masked = _get(runs, run_scripted, "masked").outputs[0]
     stock = _get(runs, run_scripted, "stock").outputs[0]
@@ -105,6 +107,7 @@ def test_parameters_change(runs, run_scripted):
     assert any("language_model" in k or "lm_head" in k for k in changed)
 
 
+@pytest.mark.slow  # trains another configuration (~3-4 s)
 def test_masking_off_reproduces_stock_grpo_exactly(runs, run_scripted):
     off = _get(runs, run_scripted, "off")
     stock = _get(runs, run_scripted, "stock")
@@ -122,6 +125,7 @@ def test_masking_off_reproduces_stock_grpo_exactly(runs, run_scripted):
     assert b["advantages"][1] < 0
 
 
+@pytest.mark.slow  # trains another configuration (~3-4 s)
 def test_released_variant_keeps_masked_rows_in_the_statistics(runs, run_scripted):
     out = _get(runs, run_scripted, "released").outputs[0]
     expected = masked_group_advantages(REWARDS, ["g"] * 3, LIVE, include_masked_in_stats=True, epsilon=1e-4)
@@ -130,6 +134,7 @@ def test_released_variant_keeps_masked_rows_in_the_statistics(runs, run_scripted
     assert _loss_tokens(out)[1] == 0
 
 
+@pytest.mark.slow  # trains another configuration (~3-4 s)
 def test_runaway_guard_suspends_masking(run_scripted, runs):
     guarded = run_scripted(MaskedGRPOTrainer, max_masked_share=0.2)
     stock = _get(runs, run_scripted, "stock")
@@ -148,6 +153,7 @@ def test_config_derives_and_validates_the_tool_round_cap(tmp_path):
         MaskedGRPOConfig(output_dir=str(tmp_path), max_masked_share=1.5, use_cpu=True)
 
 
+@pytest.mark.slow  # trains another configuration (~3-4 s)
 def test_released_grounding_dialect_runs_through_trls_parsing_hooks(run_scripted, trl_setup):
     """<grounding> calls parsed by the tokenizer's response schema; observations as user turns."""
     g, solution = trl_setup["grounding"], trl_setup["row"]["solution"]
@@ -232,6 +238,7 @@ def test_environment_budget_must_match_the_config(trl_setup, tmp_path, monkeypat
                           processing_class=processor, environment_factory=env)
 
 
+@pytest.mark.slow  # trains another configuration (~3-4 s)
 def test_buffered_pixels_wait_in_host_memory_in_the_vision_dtype(run_scripted):
     """Issue 12 item 3: the generation batch's pixel_values are buffered on the CPU in the vision tower's dtype
     (bf16 here, half of TRL's float32), and the training forward sees exactly those values."""

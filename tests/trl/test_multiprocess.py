@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -29,8 +30,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(model_dir, out: Path, kind: str, mode: str, timeout: float, worker: Path = WORKER) -> tuple[bool, list[str]]:
-    """Run both ranks; (finished in time with exit 0 on both, logs)."""
+def _launch(model_dir, out: Path, kind: str, mode: str, timeout: float, worker: Path = WORKER,
+            stop_when=None) -> tuple[bool, list[str]]:
+    """Run both ranks; (finished in time with exit 0 on both, logs). ``stop_when(out, procs)``,
+    polled while they run, ends the run early (both killed) when it returns True."""
     out.mkdir(parents=True, exist_ok=True)
     port = str(_free_port())
     procs, logs = [], []
@@ -44,12 +47,11 @@ def _launch(model_dir, out: Path, kind: str, mode: str, timeout: float, worker: 
         procs.append(subprocess.Popen([sys.executable, str(worker), str(model_dir), str(out), kind, mode],
                                       env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT)))
     deadline = time.monotonic() + timeout
-    ok = True
-    for p in procs:
-        try:
-            ok = p.wait(timeout=max(1.0, deadline - time.monotonic())) == 0 and ok
-        except subprocess.TimeoutExpired:
-            ok = False
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        if stop_when is not None and stop_when(out, procs):
+            break
+        time.sleep(0.5)
+    ok = all(p.poll() == 0 for p in procs)
     for p in procs:
         if p.poll() is None:
             p.kill()
@@ -57,6 +59,39 @@ def _launch(model_dir, out: Path, kind: str, mode: str, timeout: float, worker: 
     for log in logs:
         log.close()
     return ok, [(out / f"log{r}.txt").read_text()[-3000:] for r in (0, 1)]
+
+
+def _main_thread_stacks(dump: str) -> list[list[str]]:
+    """The worker's main-thread stack (frames innermost first) from each faulthandler dump in ``dump``."""
+    return [block.splitlines()[1:] for block in dump.split("\n\n") if "dist_worker.py" in block and "in <module>" in block]
+
+
+def _dump_stacks(out: Path, procs) -> list[list[str]] | None:
+    """SIGUSR1 both ranks (``dist_worker.py`` registers faulthandler on it); their main-thread
+    stacks once both dumps are written, None if a rank is gone or does not answer."""
+    files = [out / f"stack{r}.txt" for r in (0, 1)]
+    seen = [len(_main_thread_stacks(f.read_text())) for f in files]
+    if any(p.poll() is not None for p in procs):
+        return None
+    for p in procs:
+        p.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        stacks = [_main_thread_stacks(f.read_text()) for f in files]
+        if all(len(s) > n for s, n in zip(stacks, seen)):
+            return [s[-1] for s in stacks]
+        time.sleep(0.1)
+    return None
+
+
+def _progress(out: Path) -> dict[int, list[str]]:
+    files = {r: out / f"progress{r}.txt" for r in (0, 1)}
+    return {r: f.read_text().splitlines() if f.exists() else [] for r, f in files.items()}
+
+
+def _in_collective(stack: list[str]) -> bool:
+    """The innermost frame is one of torch.distributed's collectives (the process waits in it)."""
+    return bool(stack) and "torch/distributed/distributed_c10d.py" in stack[0]
 
 
 def _reports(out: Path) -> dict[str, dict]:
@@ -95,16 +130,42 @@ def test_colocate_sleep_mode_tool_loop_keeps_ranks_in_step(tiny_qwen_dir, tmp_pa
 
 def test_stock_grpo_trainer_deadlocks_in_the_same_run(tiny_qwen_dir, tmp_path):
     """The reproduction: stock GRPOTrainer, same script — the beta rank leaves the tool loop, the alpha
-    rank waits in the weight-sync collective of iteration 2 forever."""
-    ok, _ = _launch(tiny_qwen_dir, tmp_path, "stock", "colocate", timeout=75)
+    rank waits in the weight-sync collective of iteration 2 forever.
+
+    Detected without waiting out a timeout: once the progress files show one rank past its last
+    sync and the other inside a third one, both ranks dump their stacks (SIGUSR1, faulthandler)
+    twice, a second apart. A deadlock is: both alive, progress unchanged, the same stacks both
+    times, each waiting inside a torch.distributed collective, the alpha rank in the tool loop's
+    weight sync and the beta rank in another collective after the loop. Then both are killed."""
+    seen: dict = {}
+
+    def deadlocked(out: Path, procs) -> bool:
+        calls = _progress(out)
+        if sorted(c.count("sync") for c in calls.values()) != [2, 3]:
+            return False
+        first = _dump_stacks(out, procs)
+        time.sleep(1.0)
+        second = _dump_stacks(out, procs)
+        if first is None or second is None or first != second or _progress(out) != calls:
+            return False  # a rank is still moving (or gone): look again later
+        if not all(_in_collective(stack) for stack in second):
+            return False
+        seen.update(calls=calls, stacks=dict(enumerate(second)))
+        return True
+
+    t0 = time.monotonic()
+    ok, logs = _launch(tiny_qwen_dir, tmp_path, "stock", "colocate", timeout=300, stop_when=deadlocked)
+    assert seen, f"no deadlock after {time.monotonic() - t0:.0f} s (finished: {ok}):\n" + "\n---\n".join(logs)
     assert not ok and not (tmp_path / "rank0.json").exists()
-    calls = {r: (tmp_path / f"progress{r}.txt").read_text().splitlines() for r in (0, 1)}
-    syncs = sorted(c.count("sync") for c in calls.values())
+    calls = seen["calls"]
     # both ranks synced + generated the first turn and iteration 1; one then left the loop, the other
     # entered iteration 2's weight sync and is still waiting in its collective
-    assert syncs == [2, 3], calls
-    stuck = next(c for c in calls.values() if c.count("sync") == 3)
+    stuck_rank = next(r for r, c in calls.items() if c.count("sync") == 3)
+    stuck, other = calls[stuck_rank], calls[1 - stuck_rank]
     assert stuck[-1] == "sync" and stuck.count("generate 2") == 2, calls
+    stuck_stack, other_stack = " | ".join(seen["stacks"][stuck_rank]), " | ".join(seen["stacks"][1 - stuck_rank])
+    assert "in all_reduce" in stuck_stack and "in wake_up" in stuck_stack and "in _tool_call_loop" in stuck_stack
+    assert "in _tool_call_loop" not in other_stack and other[-1].startswith("generate"), (other, other_stack)
 
 
 def test_server_mode_each_rank_gets_its_own_continuations(tiny_qwen_dir, tmp_path):

@@ -71,8 +71,14 @@ def _loop(env, messages, turns):
     bind_conversations([env], [messages])
     for turn in turns:
         messages.append(turn)
-        results = [getattr(env, c["function"]["name"])(**c["function"]["arguments"]) for c in turn.get("tool_calls", [])]
-        messages.extend({"role": "tool", "name": "zoom", "content": r} for r in results)
+        results = []
+        for c in turn.get("tool_calls", []):
+            fn = c["function"]
+            if fn["name"] in env.tools:
+                results.append((fn["name"], getattr(env, fn["name"])(**fn["arguments"])))
+            else:  # TRL answers a call it cannot route itself
+                results.append((fn["name"], str({"error": f"Tool {fn['name']} not found."})))
+        messages.extend({"role": "tool", "name": name, "content": r} for name, r in results)
     return messages
 
 
@@ -123,6 +129,48 @@ def test_two_calls_in_one_message_are_one_turn(env_row):
     messages.append(_assistant("<answer>7</answer>"))
     record = rollout_record(messages, truncated=False, max_tool_rounds=1, environment=env)
     assert record["reason"] == "answered" and record["extra_calls"] == 1 and record["turns"] == 2
+
+
+def test_the_environment_runs_the_call_trl_hands_it(env_row):
+    """Issue 20: a message whose first call names a tool TRL cannot route (TRL answers it
+    with an error) and whose second is a zoom: the environment acts on the zoom TRL hands it,
+    with TRL's arguments (it read the message again and ran the unknown tool: an error turn
+    answered to the zoom call)."""
+    env = env_row(max_turns=3)
+    unknown = {"type": "function", "function": {"name": "crop", "arguments": {"box": [0, 0, 1, 1]}}}
+    box = {"type": "function", "function": {"name": "zoom", "arguments": {"bbox_2d": [0.5, 0.5, 1.0, 1.0]}}}
+    messages = _loop(env, [], [_assistant("<think>look</think>", [unknown, box])])
+    assert "not found" in messages[1]["content"]  # TRL's own answer
+    assert isinstance(messages[2]["content"], list) and any(p["type"] == "image" for p in messages[2]["content"])
+    (record,) = env.episode.records
+    assert record.kind == "zoom" and record.box == (env.episode.raw_image("original_image").width // 2,
+                                                    env.episode.raw_image("original_image").height // 2,
+                                                    env.episode.raw_image("original_image").width,
+                                                    env.episode.raw_image("original_image").height)
+    assert env.episode.exchanges[0].call == ("zoom", {"bbox_2d": [0.5, 0.5, 1.0, 1.0]})
+    messages.append(_assistant("<answer>7</answer>"))
+    record = rollout_record(messages, truncated=False, max_tool_rounds=2, environment=env)
+    assert record["reason"] == "answered" and record["turns"] == 2 and record["zooms"] == 1
+
+
+def test_the_released_preset_runs_a_zoom_written_after_another_call(synthetic_rows):
+    """``grounding_wins`` (released preset): a zoom anywhere in the turn is the turn's action,
+    as the core reads the turn, even when TRL hands the environment another call first."""
+    from minio3_ext.core import ImageBank, ViewRules
+    from minio3_ext.core.dialect import get_dialect
+    from minio3_ext.trl import ZoomEnvironment, grpo_rows
+
+    view = ViewRules(max_pixels=28 * 28 * 48, min_pixels=28 * 28 * 8)
+    d = get_dialect("minio3", preset="released", tools=("zoom", "rotate"))
+    env = ZoomEnvironment(EpisodeConfig(max_turns=3, dialect=d, max_context_tokens=None, view=view), ImageBank(view_rules=view))
+    env.reset(**grpo_rows(synthetic_rows[:1])[0])
+    rotate = {"type": "function", "function": {"name": "rotate", "arguments": {"angle": 90}}}
+    messages = _loop(env, [], [_assistant("<think>turn it, then look</think>", [rotate, CALL])])
+    assert [r.kind for r in env.episode.records] == ["zoom"] and env.extra_calls == 1
+    text = "<think>turn it, then look</think>" + d.render_call("rotate", {"angle": 90}) + d.render(
+        d.parse_call("zoom", CALL["function"]["arguments"]))
+    assert isinstance(d.parse(text), type(d.parse_call("zoom", CALL["function"]["arguments"])))  # the core's reading
+    assert isinstance(messages[1]["content"], list)  # the zoom's image, answered to the first call
 
 
 def test_a_stock_trainer_without_binding_is_replayed_per_message(env_row):

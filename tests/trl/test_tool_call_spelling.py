@@ -32,12 +32,12 @@ def processors():
     out = {}
     for dialect in ("minio3", "hermes"):
         processor = build_processor()
-        config = EpisodeConfig(dialect=dialect, tools=("zoom", "rotate"))
+        config = EpisodeConfig.from_options(dialect=dialect, tools=("zoom", "rotate"))
         if dialect == "minio3":
             use_minio3_dialect(processor, config)
         else:
             use_tool_chat_template(processor, force=True)
-        out[dialect] = processor, config.rules
+        out[dialect] = processor, config.dialect
     return out
 
 

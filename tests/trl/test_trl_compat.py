@@ -53,6 +53,10 @@ def test_the_trl_pin_is_what_the_contract_covers():
     assert trl.__version__ in SpecifierSet(compat.TRL_SUPPORTED)
 
 
+_LIVE: dict = {}  # the completions TRL's tool loop received, while the test below runs it
+_SEEN: list = []  # what compat.calling_message found at each call
+
+
 def lookup(key: str) -> str:
     """Look a word up.
 
@@ -62,6 +66,10 @@ def lookup(key: str) -> str:
     Returns:
         Its definition.
     """
+    if "completions" in _LIVE:
+        messages = _LIVE["completions"][0]
+        i = compat.calling_message(messages)
+        _SEEN.append((key, i, messages[i]["tool_calls"] if i >= 0 else None))
     return f"{key}: a word"
 
 
@@ -100,13 +108,20 @@ def test_return_shapes_on_a_real_trainer(tiny_qwen_dir, tmp_path, monkeypatch):
     tool_loop = GRPOTrainer._tool_call_loop
 
     def recording_loop(self, *a):
+        _LIVE["completions"] = a[3]
         loops.append(tool_loop(self, *a))
         return loops[-1]
 
     monkeypatch.setattr(GRPOTrainer, "_tool_call_loop", recording_loop)
     trainer.model.train()
     out = trainer._generate_and_score_completions(inputs)
+    _LIVE.clear()
     assert turns == [2, 1]  # the first turn for both rollouts, then one tool iteration
+    # compat.calling_message: while a tool runs, the rollout's live list (the `completions` TRL's
+    # loop received, extended in place) ends with the assistant message whose call TRL is making
+    assert [(key, i) for key, i, _ in _SEEN] == [("a", 0)]
+    assert _SEEN[0][2] == [{"type": "function", "function": {"name": "lookup", "arguments": {"key": "a"}}}]
+    assert [m["role"] for m in loops[0][1][0]] == ["assistant", "tool", "assistant"]
     assert len(loops) == 1 and len(loops[0]) == len(compat.TOOL_LOOP_FIELDS)
     assert isinstance(loops[0][4], int) and isinstance(loops[0][5], int)  # call and failure counts
     assert set(compat.SCORED_KEYS) <= set(out)

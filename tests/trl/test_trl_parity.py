@@ -57,7 +57,7 @@ def parsers(tiny_qwen_dir):
     for dialect in ("minio3", "hermes"):
         _, processor = load_tiny_qwen(tiny_qwen_dir)
         if dialect == "minio3":
-            use_minio3_dialect(processor, EpisodeConfig(dialect="minio3", tools=("zoom", "rotate")))
+            use_minio3_dialect(processor, EpisodeConfig.from_options(dialect="minio3", tools=("zoom", "rotate")))
         else:
             add_response_schema(use_tool_chat_template(processor, force=True))  # what GRPOTrainer sets itself
         out[dialect] = processor.tokenizer
@@ -78,13 +78,13 @@ def test_fuzz_corpus_gives_the_same_action_through_trl_as_in_the_core(parsers, t
     path = tmp_path / "img.png"
     Image.new("RGB", (640, 480), (40, 90, 140)).save(path)
     bank = ImageBank(view_rules=VIEW)
-    config = EpisodeConfig(dialect=dialect, coords=coords, tools=("zoom", "rotate"), max_turns=6,
+    config = EpisodeConfig.from_options(dialect=dialect, coords=coords, tools=("zoom", "rotate"), max_turns=6,
                            max_context_tokens=None, view=VIEW)
     tok = parsers[dialect]
     im_end = tok.convert_tokens_to_ids("<|im_end|>")
     rng = random.Random(f"{dialect}-{coords}")
     tally, differ = Counter(), []
-    warmup = [config.rules.parse_call("zoom", {"bbox_2d": b}) for b in ([0, 0, 320, 240] if coords == "pixel" else
+    warmup = [config.dialect.parse_call("zoom", {"bbox_2d": b}) for b in ([0, 0, 320, 240] if coords == "pixel" else
               [0, 0, 500, 500] if coords == "thousand" else [0, 0, 0.5, 0.5], ) * 2]
     while sum(tally.values()) < PER_CASE:
         text = fuzz_text(rng, 2).split("<|im_end|>")[0][:MAX_CHARS]
@@ -124,7 +124,7 @@ def test_fuzz_corpus_gives_the_same_action_through_trl_as_in_the_core(parsers, t
         if not calls and isinstance(core.dialect.parse(text), (Zoom, ToolCall)):
             tally["core reads a call TRL's parser could not"] += 1  # TRL ends the rollout as text
             continue
-        before = config.rules.parse(turn_text(message, config.rules))
+        before = config.dialect.parse(turn_text(message, config.dialect))
         if calls and isinstance(before, Invalid) and before.attempted:
             # an action tag left open in the text before the calls (e.g. inside <think>): the core reads
             # its body on into the call's text, which TRL's parser has split off

@@ -1,5 +1,5 @@
 """A tool from a separate package (entry point ``minio3_ext.tools``) reaches TRL with one switch,
-``EpisodeConfig(tools=("zoom", "equalize"))`` (issue 10): ``ZoomEnvironment`` exposes it, the
+``EpisodeConfig(dialect=get_dialect(..., tools=("zoom", "equalize")))`` (issue 10): ``ZoomEnvironment`` exposes it, the
 trainer lists it, the system prompt and the rendered tool schemas name it, a rollout calls it."""
 
 from __future__ import annotations

@@ -53,8 +53,8 @@ def test_released_flags_parse_into_the_released_settings(monkeypatch):
     # released math: the grpo loss not rescaled to live rows, no runaway guard (a share never exceeds 1.0)
     assert args.rescale_row_losses is False and args.max_masked_share == 1.0
     episode = module.episode_config(recipe, args)  # the zoom environment's rules
-    assert recipe.preset == episode.preset == "released" and episode.rules.clamp
-    assert (episode.max_turns, episode.max_images, episode.dialect) == (6, 12, "minio3")
+    assert recipe.preset == episode.dialect.preset == "released" and episode.dialect.clamp
+    assert (episode.max_turns, episode.max_images, episode.dialect.name) == (6, 12, "minio3")
 
 
 def test_script_names_what_trl_cannot_express():

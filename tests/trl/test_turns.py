@@ -48,7 +48,7 @@ def test_two_calls_in_one_message_then_a_correct_answer_is_answered_not_turn_lim
     assert env.episode.termination_reason == "answered" and env.episode.turns == 2 and env.extra_calls == 1
     assert env.episode.num_observations == 1  # only the first call of the message ran
     # TRL still answered both calls: the second with the error note
-    tool_messages = [m for m in run.trainer.environments[0]._conversation if m["role"] == "tool"]
+    tool_messages = [m for m in run.trainer.environments[0]._messages if m["role"] == "tool"]
     assert len(tool_messages) == 2 and "one call per turn" in tool_messages[1]["content"]
 
 

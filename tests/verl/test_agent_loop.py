@@ -341,9 +341,22 @@ def test_each_turn_is_decoded_once_and_read_once_by_the_core(
     read twice (``read_call``, then ``parse_call`` of the arguments JSON-encoded for verl
     and decoded back, or ``parse`` again). Now one decode and one
     :meth:`Dialect.parse` per assistant turn, the turn verl does not parse (its turn cap,
-    the ``loops`` case) included."""
+    the ``loops`` case) included, and one call from the loop into the episode per turn,
+    :meth:`Episode.step` (the loop made two, ``parse`` through its reader, then ``act``)."""
+    from minio3_ext.core import Episode
     from minio3_ext.core.dialect import Dialect
 
+    calls, depth = [], [0]  # the loop's calls into the episode (not the episode's calls to itself)
+    for name in ("step", "act", "parse", "parse_call", "parse_turn", "call"):
+        def entry(self, *a, _real=getattr(Episode, name), _name=name, **kw):
+            if not depth[0]:
+                calls.append(_name)
+            depth[0] += 1
+            try:
+                return _real(self, *a, **kw)
+            finally:
+                depth[0] -= 1
+        monkeypatch.setattr(Episode, name, entry)
     reads = []
     for name in ("parse", "read_call"):  # the core's entry points that read a turn's text
         def spy(self, text, *a, _real=getattr(Dialect, name), _name=name, **kw):
@@ -371,6 +384,7 @@ def test_each_turn_is_decoded_once_and_read_once_by_the_core(
     turns = sum(int(t) for t in out.non_tensor_batch["turns"])
     assert turns == len(generated) == 3 + MAX_TURNS + 3
     assert [name for name, _ in reads] == ["parse"] * turns
+    assert calls == ["step"] * turns
     assert sorted(text for _, text in reads) == sorted(real_decode(ids) for ids in generated)
     # each generated turn decoded once (a script may repeat a turn; the reward decodes whole responses)
     times = Counter(map(tuple, decoded))

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 _PROBE = """
@@ -34,6 +36,7 @@ def _probe(platform: str | None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a fresh interpreter importing verl (~12 s); the fast lane has PlatformCPU in-process and check_verl's fresh probe
 def test_verl_platform_cpu_gives_cpu_device_and_gloo_through_verls_helpers():
     got = _probe("cpu")
     assert "cpu" in got["registered"]
@@ -42,6 +45,7 @@ def test_verl_platform_cpu_gives_cpu_device_and_gloo_through_verls_helpers():
     assert got["ray"] == "GPU"  # logical GPU slots in Ray (the smoke starts Ray with num_gpus)
 
 
+@pytest.mark.slow  # a fresh interpreter importing verl (~10 s)
 def test_without_verl_platform_the_cpu_platform_is_not_auto_detected():
     got = _probe(None)
     assert "cpu" in got["registered"] and got["device"] != "cpu"  # verl's own detection / fallback

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
+import pytest
+
 import minio3_ext.verl as mv
 from minio3_ext.commands.doctor import _VERL_PROBE, check_verl
 
@@ -15,16 +17,18 @@ def test_entry_point_is_declared():
     assert ep.value == "minio3_ext.verl"
 
 
-def test_fresh_interpreter_importing_only_verl_has_everything_registered(monkeypatch):
+def test_fresh_interpreter_importing_only_verl_has_everything_registered(monkeypatch, run_doctor):
     """``minio3 doctor``'s probe: a new interpreter that runs ``import verl`` and reads
-    verl's registries; our package is imported only after the check, to explain a failure."""
+    verl's registries; our package is imported only after the check, to explain a failure.
+    (``run_doctor`` shares the probe with the doctor runs of tests/commands.)"""
     monkeypatch.delenv("VERL_USE_EXTERNAL_PLUGINS", raising=False)
     before_check = _VERL_PROBE.split("found = {")[0]
     assert "minio3" not in before_check and "import verl\n" in before_check
     assert check_verl() == []
 
 
-def test_doctor_fails_loudly_when_verl_skips_plugins(monkeypatch):
+@pytest.mark.slow  # its own fresh interpreter importing verl (~8 s)
+def test_doctor_fails_loudly_when_verl_skips_plugins(monkeypatch, run_doctor):
     monkeypatch.setenv("VERL_USE_EXTERNAL_PLUGINS", "none")
     problems = "\n".join(check_verl())
     assert "VERL_USE_EXTERNAL_PLUGINS='none'" in problems

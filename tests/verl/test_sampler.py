@@ -7,6 +7,7 @@ its ``refill_fn`` writes finished groups the way ``AgentLoopWorkerTQ`` does."""
 from __future__ import annotations
 
 import os
+import threading
 from types import MethodType, SimpleNamespace
 
 import numpy as np
@@ -214,11 +215,16 @@ def test_released_rule_keeps_the_four_of_sixteen_group_through_verls_sampling_lo
     _put_group("fourof16", FOUR_OF_16)
     _put_group("mixed", MIXED)
     _put_group("refill", REFILL)
-    batch, _ = buf.sample(global_steps=1, partition_id="train", batch_size=2)
+    # the released rule keeps all three groups, the live-row rule drops the 4-of-16 one: ask
+    # for as many groups as the rule keeps, so the batch is the same whatever order the store
+    # hands finished groups back in
+    # (in a thread: a rule that dropped the group would leave the sample waiting for a third)
+    got: list = []
+    worker = threading.Thread(target=lambda: got.append(buf.sample(
+        global_steps=1, partition_id="train", batch_size=3 if released else 2)), daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert got, "the sampler kept fewer groups than the rule keeps (still waiting after 120 s)"
+    batch, _ = got[0]
     uids = sorted({k.split("_")[0] for k in batch.keys})
-    # the store hands finished groups back in no fixed order: all three are kept under the
-    # released rule, so which second group fills the batch is not part of the claim
-    assert len(uids) == 2
-    assert ("fourof16" in uids) == released
-    if not released:
-        assert uids == ["mixed", "refill"]
+    assert uids == (["fourof16", "mixed", "refill"] if released else ["mixed", "refill"])

@@ -47,7 +47,7 @@ def test_yaml_loads_our_tool_with_a_schema_verl_accepts(zoom):
     assert params["required"] == ["bbox_2d"]
     # verl drops items/minItems: the format must be in the description text
     assert "[0, 1]" in params["properties"]["bbox_2d"]["description"]
-    assert zoom.episode_config.view.max_pixels == 2_000_000 and not zoom.episode_config.clamp
+    assert zoom.episode_config.view.max_pixels == 2_000_000 and not zoom.episode_config.dialect.clamp
 
 
 def test_crops_come_from_the_raw_image_and_chain(zoom, big_image):

@@ -85,7 +85,7 @@ def test_the_parser_slot_the_loop_fills_is_verls_and_read_once_per_turn():
     generating = inspect.getsource(ToolAgentLoop._handle_generating_state)
     assert f"self.{compat.PARSER_SLOT} = ToolParser.get_tool_parser(" in init
     assert generating.count(f"self.{compat.PARSER_SLOT}.extract_tool_calls(") == 1
-    # the ids it parses are the turn's own list (TurnReader.read_turn reuses that read)
+    # the ids it parses are the turn's own list (TurnReader.text_of reuses that decode)
     assert re.search(rf"self\.{compat.PARSER_SLOT}\.extract_tool_calls\(\s*agent_data\.response_ids\b", generating)
 
 

@@ -81,41 +81,48 @@ def test_registered_parser_gives_the_core_action(name, preset, coords, tokenizer
     assert {"Zoom", "Answer", "Invalid", "ToolCall"} <= kinds  # the corpus exercises every kind
 
 
-def _reader(tokenizer, dialect, n_obs):
-    reads = []
+class _Counting:
+    """The tokenizer, counting decodes."""
 
-    def read(text):
-        reads.append(text)
-        return dialect.parse(text, num_observations=n_obs, view_sizes=VIEWS)
+    def __init__(self, tokenizer):
+        self.tokenizer, self.decodes = tokenizer, 0
 
-    return tool_parser.TurnReader(tokenizer, read), reads
+    def decode(self, ids, *a, **kw):
+        self.decodes += 1
+        return self.tokenizer.decode(ids, *a, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
 
 
-def test_the_agent_loop_reader_reads_each_turn_once_with_its_dialect(tokenizer, corpus):
-    """The loop's reader hands verl the decoded text and no call, and the action the
-    episode read (any option mix), once: ``read_turn`` of the same ids does not read again."""
+def _reader(tokenizer):
+    counting = _Counting(tokenizer)
+    return tool_parser.TurnReader(counting), counting
+
+
+def test_the_agent_loop_reader_decodes_each_turn_once_and_calls_nothing(tokenizer, corpus):
+    """The loop's reader hands verl the decoded text and no call, and the loop the same text
+    (``text_of`` of the same ids does not decode again); the episode reads it (``step``)."""
     dialect = get_dialect("minio3", coords="thousand", preset="strict", grounding_wins=True, observation_zero=True)
     kinds = set()
     for ids, n_obs in corpus:
-        reader, reads = _reader(tokenizer, dialect, n_obs)
+        reader, counting = _reader(tokenizer)
         content, calls = asyncio.run(reader.extract_tool_calls(ids))
         assert content == tokenizer.decode(ids) and calls == []
-        text, action = reader.read_turn(ids)
-        assert (text, reads) == (content, [content])
-        assert action == dialect.parse(content, num_observations=n_obs, view_sizes=VIEWS), content
-        kinds.add(type(action).__name__)
+        assert reader.text_of(ids) == content and counting.decodes == 1
+        kinds.add(type(dialect.parse(content, num_observations=n_obs, view_sizes=VIEWS)).__name__)
     assert {"Zoom", "Answer", "Invalid"} <= kinds
 
 
-def test_the_reader_reads_a_turn_verl_did_not_parse(tokenizer):
-    """verl returns before parsing when its own caps are hit: the loop reads the ids itself, once."""
+def test_the_reader_decodes_a_turn_verl_did_not_parse(tokenizer):
+    """verl returns before parsing when its own caps are hit: the loop decodes the ids itself, once."""
     ids = tokenizer.encode("<answer>B</answer>", add_special_tokens=False)
-    reader, reads = _reader(tokenizer, get_dialect("minio3"), 0)
-    assert reader.read_turn(ids) == ("<answer>B</answer>", Answer("B")) and reader.read_turn(ids)[1] == Answer("B")
-    assert len(reads) == 1
-    other = list(ids)  # the next turn's ids: read again
-    reader.read_turn(other)
-    assert len(reads) == 2
+    reader, counting = _reader(tokenizer)
+    assert reader.text_of(ids) == "<answer>B</answer>" and reader.text_of(ids) == "<answer>B</answer>"
+    assert counting.decodes == 1
+    other = list(ids)  # the next turn's ids: decoded again
+    reader.text_of(other)
+    assert counting.decodes == 2
 
 
 @pytest.mark.parametrize("text", [
@@ -130,9 +137,9 @@ def test_an_answer_in_any_case_before_a_grounding_is_the_answer(text, tokenizer)
     strict = ToolParser.get_tool_parser(tool_parser.NAME, tokenizer)
     _, calls = asyncio.run(strict.extract_tool_calls(ids))
     assert calls == []
-    reader, _ = _reader(tokenizer, get_dialect("minio3"), 0)
+    reader, _ = _reader(tokenizer)
     asyncio.run(reader.extract_tool_calls(ids))
-    assert reader.read_turn(ids)[1] == Answer("B")
+    assert get_dialect("minio3").parse(reader.text_of(ids)) == Answer("B")
     released = ToolParser.get_tool_parser(tool_parser.RELEASED_NAME, tokenizer)
     _, calls = asyncio.run(released.extract_tool_calls(ids))
     assert [c.name for c in calls] == ["zoom"]

@@ -7,9 +7,6 @@ the whole-context budget through verl's ``AgentLoopWorker``, 12 images."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +20,7 @@ from verl.trainer.ppo import core_algos
 import minio3_ext.verl as mv
 from minio3_ext.verl.recipe import read_overrides
 from test_agent_loop import _batch, _config, _scripts
+from test_recipes import _job as compose_job
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "verl"
 ENV = {"MODEL_PATH": "/models/qwen", "TRAIN_FILES": "/data/train.parquet", "VAL_FILES": "/data/val.parquet",
@@ -30,11 +28,8 @@ ENV = {"MODEL_PATH": "/models/qwen", "TRAIN_FILES": "/data/train.parquet", "VAL_
 
 
 def _job(files: list[str]) -> dict:
-    overrides = [o for f in files for o in read_overrides(RECIPES / f, ENV)]
-    out = subprocess.run([sys.executable, "-m", "verl.trainer.main_ppo", "--cfg", "job", *overrides],
-                         capture_output=True, text=True, timeout=300, env={**os.environ, **ENV})
-    assert out.returncode == 0, out.stderr[-3000:]
-    return yaml.safe_load(out.stdout)
+    """``python -m verl.trainer.main_ppo --cfg job`` with these files' overrides (in this interpreter)."""
+    return compose_job("verl.trainer.main_ppo", [o for f in files for o in read_overrides(RECIPES / f, ENV)])
 
 
 @pytest.fixture(scope="module")
