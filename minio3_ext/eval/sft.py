@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..core.dialect import get_dialect
-from ..core.images import ImageBank, resize_for_model
+from ..core.images import ImageBank, ViewRules, resize_for_model
 from .report import _replay_crops
 from .runner import safe_name
 
@@ -67,17 +67,20 @@ def trajectory_to_conversation(
 
 
 def write_sft_data(records: list[Mapping[str, Any]], out_dir: str | os.PathLike[str], *,
-                   only_correct: bool = True) -> dict[str, Any]:
+                   only_correct: bool = True, view: ViewRules | None = None) -> dict[str, Any]:
     """Write ``sft.verl.parquet`` (verl MultiTurnSFTDataset), ``sft.trl/`` (TRL
     SFTTrainer dataset), ``sft.trl.jsonl`` and ``sft.report.json`` under ``out_dir``.
-    Returns the report: kept, not_correct, unusable (one line per trajectory, why)."""
+    ``view`` is the pixel budget of the RL rows (recut crops and the verl rows' per-image
+    ``max_pixels``/``min_pixels``; default the recipe's). Returns the report: kept,
+    not_correct, unusable (one line per trajectory, why)."""
     import json
 
     from ..core.images import ImageError
     from ..data.export import trl_sft_row, verl_sft_row, write_jsonl, write_parquet, write_trl_dataset
 
     out = Path(out_dir)
-    bank = ImageBank()
+    view = view or ViewRules()
+    bank = ImageBank(view_rules=view)
     verl_rows, trl_rows, unusable = [], [], []
     not_correct = 0
     for t in records:
@@ -90,7 +93,7 @@ def write_sft_data(records: list[Mapping[str, Any]], out_dir: str | os.PathLike[
             unusable.append(f"{t.get('id')} sample {t.get('sample', 0)}: {e}")
             continue
         meta = {"id": str(t.get("id")), "sample": int(t.get("sample", 0)), "data_source": str(t.get("data_source", ""))}
-        verl_rows.append(verl_sft_row(messages, images, **meta))
+        verl_rows.append(verl_sft_row(messages, images, view=view, **meta))
         trl_rows.append(trl_sft_row(messages, images, **meta))
     out.mkdir(parents=True, exist_ok=True)
     write_parquet(verl_rows, out / "sft.verl.parquet")

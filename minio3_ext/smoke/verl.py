@@ -35,11 +35,15 @@ from typing import Any
 
 from .trl import SmokeError, checksum
 
-__all__ = ["run", "SFT_OVERRIDES", "RL_OVERRIDES", "ROWS", "default_python"]
+__all__ = ["run", "SFT_OVERRIDES", "RL_OVERRIDES", "ROWS", "RL_STEPS", "default_python"]
 
 #: Synthetic rows (``minio3 synth``) and their image size: SFT trains on all of them, RL uses 2 per step.
 ROWS = 4
-IMAGE_SIZE = (640, 480)
+#: Two image shapes, alternating rows (so the two prompts of every RL step differ in length, see
+#: :data:`RL_OVERRIDES` ``data.shuffle``): verl 0.9.1 fails the step when every trajectory of a
+#: batch has the same length (docs/verl.md, "Known limits"), which the tiny SFT'd model produced
+#: from two same-sized prompts.
+IMAGE_SIZES = ((640, 480), (640, 360))
 #: The tiny processor's pixel budget (first view and observations): 8-32 merged 28-px patches per image.
 MAX_PIXELS = 28 * 28 * 32
 MIN_PIXELS = 28 * 28 * 8
@@ -81,8 +85,12 @@ SFT_OVERRIDES = [
     "trainer.resume_mode=disable",
 ]
 
-#: RL size: prompts per step and rollouts per prompt (2 x 4 = 8 trajectories, one optimizer step).
+#: RL size: prompts per step and rollouts per prompt (2 x 4 = 8 trajectories, one optimizer step each).
 RL_PROMPTS, RL_ROLLOUTS = 2, 4
+#: RL optimizer steps (~21 s each here). More than one: a step changes the weights only when a
+#: group mixes right and wrong answers, and with 2 groups of 4 rollouts of the tiny model that
+#: happened in some steps and not others (measured: actor/grad_norm 0.0 in one run, 2.06 in the next).
+RL_STEPS = 3
 #: RL token budgets: per response (all turns) and per assistant turn.
 RL_RESPONSE_TOKENS, RL_TURN_TOKENS = 768, 256
 
@@ -120,23 +128,25 @@ RL_OVERRIDES = [
     f"actor_rollout_ref.rollout.max_model_len={2048 + RL_RESPONSE_TOKENS}",
     "actor_rollout_ref.rollout.max_num_batched_tokens=4096",
     f"actor_rollout_ref.rollout.max_num_seqs={RL_PROMPTS * RL_ROLLOUTS}",
-    # size: 2 prompts x 2 rollouts, one PPO mini-batch (one optimizer step)
+    # size: 2 prompts x 4 rollouts, one PPO mini-batch (one optimizer step per step)
     f"data.train_batch_size={RL_PROMPTS}", f"actor_rollout_ref.rollout.n={RL_ROLLOUTS}",
     f"actor_rollout_ref.actor.ppo_mini_batch_size={RL_PROMPTS}",
     # size: short responses (the random model rarely stops by itself) and 2 assistant turns
     f"data.max_response_length={RL_RESPONSE_TOKENS}", "actor_rollout_ref.rollout.multi_turn.max_assistant_turns=2",
-    # size: one step
-    "trainer.total_training_steps=1",
+    # size: RL_STEPS steps
+    f"trainer.total_training_steps={RL_STEPS}",
     # the random model's rewards rarely vary: keep every group (as masked_grpo_smoke.args)
     "algorithm.filter_groups.enable=false",
     # the data loader's worker processes only cost start-up time here
     "data.dataloader_num_workers=0",
+    # the rows in order, so each step's 2 prompts have the two image shapes (IMAGE_SIZES)
+    "data.shuffle=false",
     # one agent-loop worker (Ray actor) for the 4 trajectories, not 8
     "actor_rollout_ref.rollout.agent.num_workers=1",
     # verl's own step log as JSON lines (VERL_FILE_LOGGER_PATH), read into metrics.json
     "trainer.logger=[console,file]",
     # save the actor's HF checkpoint after the step: the "after" side of the weight checksum
-    "trainer.save_freq=1", "actor_rollout_ref.actor.checkpoint.save_contents=[model,hf_model]",
+    f"trainer.save_freq={RL_STEPS}", "actor_rollout_ref.actor.checkpoint.save_contents=[model,hf_model]",
     # a fresh run (no resume from an older smoke's checkpoint)
     "trainer.resume_mode=disable",
 ]
@@ -275,10 +285,15 @@ def _prepare(out: Path) -> dict[str, Path]:
     from ..verl.dataset import write_parquet
 
     model_dir = save_tiny_qwen(out / "model", seed=0, head_dim=HEAD_DIM, max_pixels=MAX_PIXELS, min_pixels=MIN_PIXELS)
-    rows = load_rows(generate(out / "data", ROWS, seed=0, width=IMAGE_SIZE[0], height=IMAGE_SIZE[1]))
+    shapes = [load_rows(generate(out / "data" / f"shape{i}", ROWS // len(IMAGE_SIZES), seed=i, width=w, height=h))
+              for i, (w, h) in enumerate(IMAGE_SIZES)]
+    rows = []
+    for i, group in enumerate(zip(*shapes)):  # alternate the shapes: row 2k has the first, 2k+1 the second
+        for j, row in enumerate(group):
+            rows.append({**row, "doc_id": f"synth-{i}-{j}"})
     view = ViewRules(max_pixels=MAX_PIXELS, min_pixels=MIN_PIXELS)
     config = EpisodeConfig(max_turns=2, dialect="minio3", max_context_tokens=None, view=view)
-    report = write_sft_data(_oracle_trajectories(rows, config, out / "data" / "crops"), out / "data" / "sft")
+    report = write_sft_data(_oracle_trajectories(rows, config, out / "data" / "crops"), out / "data" / "sft", view=view)
     if report["kept"] != ROWS:
         raise SmokeError(f"SFT data: {report['kept']} of {ROWS} oracle trajectories kept ({report['unusable']})")
     train = write_parquet(rows, out / "data" / "train.verl.parquet", view=view)
@@ -360,9 +375,11 @@ def run_rl(out: Path, python: Path, root: Path, paths: dict[str, Path], start: P
                      # the shipped configs with the smoke pixel budget (_smoke_configs)
                      f"actor_rollout_ref.rollout.agent.agent_loop_config_path={configs['agent_loop']}",
                      f"actor_rollout_ref.rollout.multi_turn.tool_config_path={configs['zoom_tool']}",
-                     f"trainer.default_local_dir={rl_out}"])
+                     f"trainer.default_local_dir={rl_out}",
+                     # verl's own rollout dump (prompt, response, score per trajectory), to read what the policy did
+                     f"trainer.rollout_data_dir={out / 'rollouts'}"])
     cmd = [str(python), "-m", "verl.trainer.main_ppo", *overrides]
-    # verl writes latest_checkpointed_iteration.txt after the last step's checkpoint (save_freq=1, 1 step)
+    # verl writes latest_checkpointed_iteration.txt after the last step's checkpoint (save_freq = RL_STEPS)
     times = _stage("masked GRPO (verl.trainer.main_ppo)", cmd, env, out / "rl.log", out,
                    done=rl_out / "latest_checkpointed_iteration.txt")
     steps = _step_log(out / "rl.steps.jsonl", "RL")
@@ -408,7 +425,8 @@ def run(out_dir: Path, python: str | os.PathLike | None = None) -> dict[str, Any
         "verl.rl.log": rl["log"],
         "verl.rl.weights_changed": before["sha256"] != after["sha256"],
         # AdamW's weight decay changes the weights even with a zero gradient (all rewards equal)
-        "verl.rl.grad_norm_positive": float(last.get("actor/grad_norm", 0.0)) > 0,
+        "verl.rl.grad_norms": [float(s["data"].get("actor/grad_norm", 0.0)) for s in rl["log"]],
+        "verl.rl.grad_norm_positive": any(float(s["data"].get("actor/grad_norm", 0.0)) > 0 for s in rl["log"]),
         "verl.rl.checksum": {"before": before["sha256"], "after": after["sha256"], "tensors_changed": len(changed),
                              "vision_tensors_changed": sum(1 for k in changed if ".visual." in k or k.startswith("visual."))},
         "verl.rl.checkpoint": str(rl["checkpoint"]),

@@ -130,3 +130,20 @@ def test_sft_data_through_verl_multiturn_sft_and_trl(converted, processor, tmp_p
     assert text.count("<|image_pad|>") == 2
     batch = processor(text=[text], images=example["images"], return_tensors="pt")
     assert batch["image_grid_thw"].shape[0] == 2 and torch.is_tensor(batch["input_ids"])
+
+
+def test_sft_data_carries_the_given_pixel_budget_to_verls_sft_dataset(converted, tmp_path):
+    """``write_sft_data(view=...)``: verl's SFT rows carry the RL rows' pixel budget (verl's
+    ``process_image`` reads it per image), not the recipe default's."""
+    import pandas as pd
+
+    from minio3_ext.core import ViewRules
+
+    rows, _ = converted
+    traj = _solved_trajectory(rows[0])
+    write_sft_data([traj], tmp_path / "default")
+    write_sft_data([traj], tmp_path / "small", view=ViewRules(max_pixels=28 * 28 * 32, min_pixels=28 * 28 * 8))
+    default = pd.read_parquet(tmp_path / "default" / "sft.verl.parquet").iloc[0]["images"]
+    small = pd.read_parquet(tmp_path / "small" / "sft.verl.parquet").iloc[0]["images"]
+    assert [(i["max_pixels"], i["min_pixels"]) for i in default] == [(ViewRules().max_pixels, ViewRules().min_pixels)] * 2
+    assert [(i["max_pixels"], i["min_pixels"]) for i in small] == [(25088, 6272)] * 2

@@ -74,3 +74,63 @@ def test_torchvision_shim_does_nothing_when_torchvisions_own_ops_load():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "0", "[0]"]
+
+
+_NORM_PROBE = """
+import json, os, sys
+from pathlib import Path
+from safetensors.torch import load_file
+from transformers import AutoProcessor
+from vllm import LLM
+
+
+def main():
+    model, load_format = sys.argv[1], sys.argv[2]
+    llm = LLM(model=model, dtype="float32", enforce_eager=True, max_model_len=1024, max_num_seqs=2,
+              load_format=load_format, limit_mm_per_prompt={"image": 1})
+    net = llm.llm_engine.model_executor.driver_worker.worker.model_runner.model
+    # verl's weight sync after each optimizer step: the model's own load_weights with the actor's tensors
+    net.load_weights(load_file(str(Path(model) / "model.safetensors")).items())
+    ip = AutoProcessor.from_pretrained(model, local_files_only=True).image_processor
+    norm = net.visual.input_norm
+    print(json.dumps({"norm": type(norm).__name__,
+                      "weight": norm.weight.tolist(), "bias": norm.bias.tolist(),
+                      "want_weight": [ip.rescale_factor / s for s in ip.image_std],
+                      "want_bias": [-m / s for m, s in zip(ip.image_mean, ip.image_std)]}))
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.slow
+def test_recipe_load_format_keeps_vllms_image_normalisation_through_verls_weight_sync(tmp_path, vllm_venv_python):
+    """vLLM 0.31 normalises Qwen2.5-VL images on the device from mean/std buffers; verl's default
+    ``load_format=dummy`` randomises them and the weight sync (``load_weights``) never restores
+    them, so every image the policy sees is scrambled (the verl smoke's rollouts never acted).
+    The recipe's ``load_format`` keeps them the processor's."""
+    from minio3_ext.smoke.verl import HEAD_DIM
+    from minio3_ext.testing import save_tiny_qwen
+    from minio3_ext.verl.recipe import read_overrides
+
+    model = save_tiny_qwen(tmp_path / "model", seed=0, head_dim=HEAD_DIM)  # vLLM's CPU attention needs 64
+    env = {"MODEL_PATH": "m", "TRAIN_FILES": "t", "VAL_FILES": "v", "NNODES": "1", "GPUS_PER_NODE": "1"}
+    [recipe] = [o.split("=", 1)[1] for o in read_overrides(ROOT / "recipes/verl/masked_grpo.args", env)
+                if o.startswith("actor_rollout_ref.rollout.load_format=")]
+    script = tmp_path / "probe.py"
+    script.write_text(_NORM_PROBE)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), VLLM_ENABLE_V1_MULTIPROCESSING="0", VLLM_CPU_KVCACHE_SPACE="1",
+               VERL_PLATFORM="cpu", HF_HUB_OFFLINE="1")
+    got = {}
+    for load_format in (recipe, "dummy"):
+        done = subprocess.run([str(vllm_venv_python), str(script), str(model), load_format], capture_output=True,
+                              text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        got[load_format] = json.loads(done.stdout.strip().splitlines()[-1])
+    ours, dummy = got[recipe], got["dummy"]
+    assert ours["norm"] == "FusedMMInputNorm"  # the on-device normalisation is on
+    assert ours["weight"] == pytest.approx(ours["want_weight"], rel=1e-5)
+    assert ours["bias"] == pytest.approx(ours["want_bias"], rel=1e-5)
+    # why the recipe sets it: with verl's default the buffers stay random after the sync
+    assert dummy["weight"] != pytest.approx(dummy["want_weight"], rel=1e-2)
