@@ -37,7 +37,7 @@ from .trl import SmokeError, checksum
 
 __all__ = ["run", "SFT_OVERRIDES", "RL_OVERRIDES", "ROWS", "RL_STEPS", "default_python"]
 
-#: Synthetic rows (``minio3 synth``) and their image size: SFT trains on all of them, RL uses 2 per step.
+#: Synthetic rows (``minio3 synth``) and their image sizes: SFT trains on all of them, RL uses 2 per step.
 ROWS = 4
 #: Two image shapes, alternating rows (so the two prompts of every RL step differ in length, see
 #: :data:`RL_OVERRIDES` ``data.shuffle``): verl 0.9.1 fails the step when every trajectory of a
@@ -419,14 +419,15 @@ def run(out_dir: Path, python: str | os.PathLike | None = None) -> dict[str, Any
     before, after = checksum(sft["checkpoint"]), checksum(rl["checkpoint"])
     changed = sorted(k for k in after["tensors"] if before["tensors"].get(k) != after["tensors"][k])
     last = rl["log"][-1]["data"] if rl["log"] else {}
+    grad_norms = [float(s["data"].get("actor/grad_norm", 0.0)) for s in rl["log"]]
     metrics.update({
         "verl.rl.steps": rl["steps"],
         "verl.rl.metrics": last,
         "verl.rl.log": rl["log"],
         "verl.rl.weights_changed": before["sha256"] != after["sha256"],
+        "verl.rl.grad_norms": grad_norms,
         # AdamW's weight decay changes the weights even with a zero gradient (all rewards equal)
-        "verl.rl.grad_norms": [float(s["data"].get("actor/grad_norm", 0.0)) for s in rl["log"]],
-        "verl.rl.grad_norm_positive": any(float(s["data"].get("actor/grad_norm", 0.0)) > 0 for s in rl["log"]),
+        "verl.rl.grad_norm_positive": any(g > 0 for g in grad_norms),
         "verl.rl.checksum": {"before": before["sha256"], "after": after["sha256"], "tensors_changed": len(changed),
                              "vision_tensors_changed": sum(1 for k in changed if ".visual." in k or k.startswith("visual."))},
         "verl.rl.checkpoint": str(rl["checkpoint"]),

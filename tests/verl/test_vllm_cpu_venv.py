@@ -115,8 +115,8 @@ def test_recipe_load_format_keeps_vllms_image_normalisation_through_verls_weight
     from minio3_ext.verl.recipe import read_overrides
 
     model = save_tiny_qwen(tmp_path / "model", seed=0, head_dim=HEAD_DIM)  # vLLM's CPU attention needs 64
-    env = {"MODEL_PATH": "m", "TRAIN_FILES": "t", "VAL_FILES": "v", "NNODES": "1", "GPUS_PER_NODE": "1"}
-    [recipe] = [o.split("=", 1)[1] for o in read_overrides(ROOT / "recipes/verl/masked_grpo.args", env)
+    variables = {"MODEL_PATH": "m", "TRAIN_FILES": "t", "VAL_FILES": "v", "NNODES": "1", "GPUS_PER_NODE": "1"}
+    [recipe] = [o.split("=", 1)[1] for o in read_overrides(ROOT / "recipes/verl/masked_grpo.args", variables)
                 if o.startswith("actor_rollout_ref.rollout.load_format=")]
     script = tmp_path / "probe.py"
     script.write_text(_NORM_PROBE)
